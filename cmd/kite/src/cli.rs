@@ -1,0 +1,365 @@
+//! The command line: every subcommand and flag, with help a k3s user can
+//! read without the docs. Values are parsed and checked here, so a bad
+//! flag fails before anything starts.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// The version line `kite --version` prints.
+pub const LONG_VERSION: &str = concat!(
+    "v",
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("KITE_GIT_COMMIT"),
+    ")\nkubernetes v1.33.0+kite"
+);
+
+/// kite: a lightweight Kubernetes distribution in one binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kite",
+    version = LONG_VERSION,
+    about = "kite: a lightweight Kubernetes distribution in one binary",
+    long_about = "kite: a lightweight Kubernetes distribution in one binary.\n\n\
+        `kite server` runs a whole single-node cluster: API server, datastore, scheduler, \
+        controllers and a node. `kite agent` joins more nodes to it.",
+    propagate_version = true,
+    args_override_self = true
+)]
+pub struct Cli {
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// kite's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a server: the control plane and a node, a single-node cluster on its own.
+    Server(Box<ServerArgs>),
+    /// Run a node agent that joins an existing server.
+    Agent(AgentArgs),
+    /// Run kubectl against this cluster with the admin kubeconfig.
+    #[command(
+        disable_help_flag = true,
+        long_about = "Run the `kubectl` found on PATH against this cluster.\n\n\
+            KUBECONFIG is set to the admin kubeconfig (the --write-kubeconfig file, \
+            /etc/kite/kite.yaml by default, or <data-dir>/server/cred/admin.kubeconfig) \
+            unless it is already set. Every argument is passed to kubectl unchanged."
+    )]
+    Kubectl(KubectlArgs),
+    /// Print the join token agents use to join this server.
+    Token(DataDirArgs),
+    /// Inspect the cluster's certificates.
+    Certificate(CertificateArgs),
+}
+
+/// Arguments shared by every long-running command.
+#[derive(Debug, Args, Clone)]
+pub struct CommonArgs {
+    /// Config file; its keys are the long flag names (e.g. `tls-san: [a, b]`).
+    #[arg(short = 'c', long, env = "KITE_CONFIG_FILE", value_name = "FILE",
+          default_value = "/etc/kite/config.yaml", help_heading = "General")]
+    pub config: PathBuf,
+
+    /// Folder holding all state [default: /var/lib/kite, or ~/.kite when not root].
+    #[arg(short = 'd', long, env = "KITE_DATA_DIR", value_name = "DIR", help_heading = "General")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Log line format.
+    #[arg(long, env = "KITE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text,
+          help_heading = "Logging")]
+    pub log_format: LogFormat,
+
+    /// Log verbosity: 0 info, 1-2 debug, 3 and up trace (RUST_LOG overrides).
+    #[arg(short = 'v', long = "v", env = "KITE_V", value_name = "LEVEL", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=10), help_heading = "Logging")]
+    pub verbosity: u8,
+}
+
+/// `kite server` flags.
+#[derive(Debug, Args, Clone)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+
+    /// Port the API server listens on (HTTPS).
+    #[arg(long, env = "KITE_HTTPS_LISTEN_PORT", value_name = "PORT", default_value_t = 6443,
+          value_parser = port, help_heading = "Listener")]
+    pub https_listen_port: u16,
+
+    /// Address the API server binds to.
+    #[arg(long, env = "KITE_BIND_ADDRESS", value_name = "IP", default_value = "0.0.0.0",
+          help_heading = "Listener")]
+    pub bind_address: IpAddr,
+
+    /// Address advertised to the cluster for the API server [default: node-ip].
+    #[arg(long, env = "KITE_ADVERTISE_ADDRESS", value_name = "IP", help_heading = "Listener")]
+    pub advertise_address: Option<IpAddr>,
+
+    /// Extra hostname or IP for the serving certificate (repeatable).
+    #[arg(long = "tls-san", env = "KITE_TLS_SAN", value_name = "NAME|IP",
+          value_delimiter = ',', help_heading = "Listener")]
+    pub tls_san: Vec<String>,
+
+    /// Write the admin kubeconfig to this file.
+    #[arg(short = 'o', long, env = "KITE_KUBECONFIG_OUTPUT", value_name = "FILE",
+          help_heading = "Client")]
+    pub write_kubeconfig: Option<PathBuf>,
+
+    /// Mode of the written kubeconfig, in octal.
+    #[arg(long, env = "KITE_KUBECONFIG_MODE", value_name = "MODE", default_value = "0600",
+          value_parser = file_mode, help_heading = "Client")]
+    pub write_kubeconfig_mode: u32,
+
+    /// Shared secret agents use to join [default: generated and kept in <data-dir>/server/token].
+    #[arg(short = 't', long, env = "KITE_TOKEN", value_name = "SECRET", hide_env_values = true,
+          help_heading = "Cluster")]
+    pub token: Option<String>,
+
+    /// Pod network: each node gets a /24 from it.
+    #[arg(long, env = "KITE_CLUSTER_CIDR", value_name = "CIDR", default_value = "10.42.0.0/16",
+          value_parser = cidr, help_heading = "Networking")]
+    pub cluster_cidr: IpNet,
+
+    /// Service network: ClusterIPs come from it; its first address is the API service.
+    #[arg(long, env = "KITE_SERVICE_CIDR", value_name = "CIDR", default_value = "10.43.0.0/16",
+          value_parser = cidr, help_heading = "Networking")]
+    pub service_cidr: IpNet,
+
+    /// Address of the cluster DNS service (inside --service-cidr).
+    #[arg(long, env = "KITE_CLUSTER_DNS", value_name = "IP", default_value = "10.43.0.10",
+          help_heading = "Networking")]
+    pub cluster_dns: IpAddr,
+
+    /// Cluster domain.
+    #[arg(long, env = "KITE_CLUSTER_DOMAIN", value_name = "DOMAIN", default_value = "cluster.local",
+          value_parser = domain, help_heading = "Networking")]
+    pub cluster_domain: String,
+
+    /// Port range for NodePort services.
+    #[arg(long, env = "KITE_SERVICE_NODE_PORT_RANGE", value_name = "FIRST-LAST",
+          default_value = "30000-32767", value_parser = port_range, help_heading = "Networking")]
+    pub service_node_port_range: PortRange,
+
+    /// Do not run a packaged component (repeatable).
+    #[arg(long, env = "KITE_DISABLE", value_name = "COMPONENT", value_enum,
+          value_delimiter = ',', help_heading = "Components")]
+    pub disable: Vec<Component>,
+
+    /// Datastore: empty for the embedded SQLite, or sqlite:///path/to/state.db.
+    #[arg(long, env = "KITE_DATASTORE_ENDPOINT", value_name = "URL", default_value = "",
+          help_heading = "Datastore")]
+    pub datastore_endpoint: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub node: NodeArgs,
+}
+
+/// Flags describing the node a server or agent runs.
+#[derive(Debug, Args, Clone)]
+pub struct NodeArgs {
+    /// Name of this node [default: the hostname].
+    #[arg(long, env = "KITE_NODE_NAME", value_name = "NAME", value_parser = node_name,
+          help_heading = "Node")]
+    pub node_name: Option<String>,
+
+    /// IP address of this node [default: the address of the default route].
+    #[arg(long, env = "KITE_NODE_IP", value_name = "IP", help_heading = "Node")]
+    pub node_ip: Option<IpAddr>,
+}
+
+/// `kite agent` flags.
+#[derive(Debug, Args, Clone)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+
+    /// Server to join, e.g. https://10.0.0.1:6443.
+    #[arg(short = 's', long, env = "KITE_URL", value_name = "URL", help_heading = "Cluster")]
+    pub server: String,
+
+    /// Join token, as printed by `kite token` on the server.
+    #[arg(short = 't', long, env = "KITE_TOKEN", value_name = "TOKEN", hide_env_values = true,
+          help_heading = "Cluster")]
+    pub token: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub node: NodeArgs,
+}
+
+/// `kite kubectl` arguments: everything is kubectl's.
+#[derive(Debug, Args)]
+pub struct KubectlArgs {
+    /// Arguments passed to kubectl.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "KUBECTL ARGS")]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// Arguments of commands that only read the data dir.
+#[derive(Debug, Args)]
+pub struct DataDirArgs {
+    /// Folder holding all state [default: /var/lib/kite, or ~/.kite when not root].
+    #[arg(short = 'd', long, env = "KITE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `kite certificate` subcommands.
+#[derive(Debug, Args)]
+pub struct CertificateArgs {
+    /// What to do with the certificates.
+    #[command(subcommand)]
+    pub command: CertificateCommand,
+}
+
+/// What `kite certificate` can do.
+#[derive(Debug, Subcommand)]
+pub enum CertificateCommand {
+    /// List every certificate with its expiry date.
+    Check(DataDirArgs),
+}
+
+/// Log line formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Packaged components that `--disable` can turn off. k3s's names are accepted as aliases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Component {
+    /// Cluster DNS.
+    #[value(alias = "coredns")]
+    Dns,
+    /// The Ingress controller.
+    #[value(alias = "traefik")]
+    Ingress,
+    /// LoadBalancer services on the node addresses.
+    Servicelb,
+    /// The local-path storage provisioner.
+    LocalStorage,
+    /// The metrics API behind `kubectl top`.
+    MetricsServer,
+    /// The NetworkPolicy controller.
+    NetworkPolicy,
+}
+
+/// An inclusive port range such as `30000-32767`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port of the range.
+    pub first: u16,
+    /// Last port of the range (inclusive).
+    pub last: u16,
+}
+
+fn port(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(0) => Err("port must be between 1 and 65535, not 0".into()),
+        Ok(port) => Ok(port),
+        Err(_) => Err(format!("{value:?} is not a port number (1-65535)")),
+    }
+}
+
+fn cidr(value: &str) -> Result<IpNet, String> {
+    let net: IpNet = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a CIDR such as 10.42.0.0/16"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{value:?} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+fn port_range(value: &str) -> Result<PortRange, String> {
+    let (first, last) = value
+        .split_once('-')
+        .ok_or_else(|| format!("{value:?} is not a range such as 30000-32767"))?;
+    let first = port(first.trim())?;
+    let last = port(last.trim())?;
+    if first > last {
+        return Err(format!("{value:?}: the first port is above the last"));
+    }
+    Ok(PortRange { first, last })
+}
+
+fn file_mode(value: &str) -> Result<u32, String> {
+    let mode = u32::from_str_radix(value, 8)
+        .map_err(|_| format!("{value:?} is not an octal file mode such as 0600"))?;
+    if mode > 0o777 {
+        return Err(format!("{value:?} is not a file mode (0000-0777)"));
+    }
+    Ok(mode)
+}
+
+/// A DNS-1123 subdomain, as Kubernetes requires of node names and domains.
+fn is_dns_subdomain(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn domain(value: &str) -> Result<String, String> {
+    let value = value.trim_end_matches('.');
+    if is_dns_subdomain(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!("{value:?} is not a lower-case DNS domain"))
+    }
+}
+
+fn node_name(value: &str) -> Result<String, String> {
+    if is_dns_subdomain(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "{value:?} is not a valid node name (lower-case letters, digits, '-' and '.')"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ports_cidrs_and_ranges_are_checked() {
+        assert!(port("0").is_err());
+        assert_eq!(port("6443"), Ok(6443));
+        assert!(cidr("10.42.0.0/33").is_err());
+        assert!(cidr("10.42.0.1/16").is_err());
+        assert!(cidr("fd00::/64").is_ok());
+        assert_eq!(port_range("30000-32767"), Ok(PortRange { first: 30000, last: 32767 }));
+        assert!(port_range("32767-30000").is_err());
+        assert_eq!(file_mode("644"), Ok(0o644));
+        assert!(file_mode("0999").is_err());
+        assert!(node_name("Node_1").is_err());
+        assert!(domain("cluster.local").is_ok());
+    }
+}

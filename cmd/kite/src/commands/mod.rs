@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod agent;
+pub mod certificate;
+pub mod kubectl;
+pub mod server;
+pub mod token;

@@ -1,0 +1,267 @@
+//! `kite server`: a whole single-node cluster in this process.
+//!
+//! Resolves the flags into each component's config, creates or reuses the
+//! PKI and the datastore, writes the admin kubeconfig, then serves the API
+//! until SIGTERM or SIGINT.
+
+use crate::cli::ServerArgs;
+use crate::logging;
+use crate::paths::{self, DataDir};
+use anyhow::{Context, Result, bail};
+use ipnet::IpNet;
+use kite_store::Backend;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Runs the server until a termination signal arrives.
+pub fn run(args: ServerArgs) -> Result<()> {
+    logging::init(args.common.log_format, args.common.verbosity);
+    let settings = Settings::resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kite")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+/// The server's flags after checks that involve more than one flag.
+struct Settings {
+    args: ServerArgs,
+    data: DataDir,
+    node_name: String,
+    node_ip: IpAddr,
+    database: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Settings {
+    fn resolve(args: ServerArgs) -> Result<Self> {
+        if !args.service_cidr.contains(&args.cluster_dns) {
+            bail!(
+                "--cluster-dns {} is not inside --service-cidr {}",
+                args.cluster_dns,
+                args.service_cidr
+            );
+        }
+        if overlaps(&args.cluster_cidr, &args.service_cidr) {
+            bail!(
+                "--cluster-cidr {} overlaps --service-cidr {}",
+                args.cluster_cidr,
+                args.service_cidr
+            );
+        }
+        let data = DataDir::new(paths::data_dir(args.common.data_dir.as_deref()));
+        let database = datastore_path(&args.datastore_endpoint, &data)?;
+        let node_name = match &args.node.node_name {
+            Some(name) => name.clone(),
+            None => hostname()?,
+        };
+        let node_ip = args.node.node_ip.unwrap_or_else(default_route_ip);
+        let kubeconfig = args
+            .write_kubeconfig
+            .clone()
+            .unwrap_or_else(paths::default_kubeconfig);
+        Ok(Self {
+            args,
+            data,
+            node_name,
+            node_ip,
+            database,
+            kubeconfig,
+        })
+    }
+
+    fn pki_config(&self) -> kite_pki::PkiConfig {
+        let mut config = kite_pki::PkiConfig::new(self.data.tls());
+        config.cluster_domain = self.args.cluster_domain.clone();
+        config.service_ip = first_address(&self.args.service_cidr);
+        config.add_san(&self.node_name);
+        if let Ok(host) = hostname() {
+            config.add_san(&host);
+        }
+        config.ips.push(self.node_ip);
+        if let Some(ip) = self.args.advertise_address {
+            config.ips.push(ip);
+        }
+        for san in &self.args.tls_san {
+            config.add_san(san);
+        }
+        config
+    }
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let started = Instant::now();
+    let args = &settings.args;
+    std::fs::create_dir_all(settings.data.server())
+        .with_context(|| format!("--data-dir: cannot create {}", settings.data.server().display()))?;
+
+    let pki = kite_pki::Pki::ensure(&settings.pki_config()).context("certificates")?;
+    let token = kite_pki::ensure_token(
+        &settings.data.server(),
+        &pki.paths().server_ca_cert,
+        args.token.as_deref(),
+    )
+    .context("join token")?;
+    tracing::debug!(elapsed = ?started.elapsed(), "certificates ready");
+
+    if let Some(dir) = settings.database.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the datastore folder {}", dir.display()))?;
+    }
+    let store: Arc<dyn Backend> = Arc::new(
+        kite_store::SqliteBackend::open(&settings.database, kite_store::Config::default())
+            .with_context(|| format!("datastore {}", settings.database.display()))?,
+    );
+    tracing::debug!(elapsed = ?started.elapsed(), "datastore open");
+
+    let address = SocketAddr::new(args.bind_address, args.https_listen_port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("--https-listen-port: cannot listen on {address}"))?;
+
+    let server_url = format!("https://127.0.0.1:{}", args.https_listen_port);
+    for path in [&settings.kubeconfig, &settings.data.admin_kubeconfig()] {
+        kite_pki::write_kubeconfig(
+            path,
+            args.write_kubeconfig_mode,
+            &server_url,
+            pki.server_ca_pem(),
+            pki.admin_cert_pem(),
+            pki.admin_key_pem(),
+        )
+        .with_context(|| format!("--write-kubeconfig: cannot write {}", path.display()))?;
+    }
+
+    let version = kite_api::VersionInfo::new(env!("KITE_GIT_COMMIT"), env!("KITE_BUILD_DATE"));
+    let server = kite_apiserver::Server::new(kite_apiserver::Config {
+        listener,
+        serving_cert_pem: pki.serving_cert_chain_pem().as_bytes().to_vec(),
+        serving_key_pem: pki.serving_key_pem().as_bytes().to_vec(),
+        client_ca_pem: pki.client_ca_pem().as_bytes().to_vec(),
+        server_ca_pem: pki.server_ca_pem().as_bytes().to_vec(),
+        checks: vec![store_check(store.clone())],
+        version,
+        store: store.clone(),
+        endpoint: kite_apiserver::ApiEndpoint {
+            service_ip: first_address(&args.service_cidr),
+            address: args.advertise_address.unwrap_or(settings.node_ip),
+            port: args.https_listen_port,
+        },
+    })
+    .await
+    .context("API server")?;
+
+    tracing::info!(
+        %address,
+        node = %settings.node_name,
+        kubeconfig = %settings.kubeconfig.display(),
+        data_dir = %settings.data.server().parent().unwrap_or(&settings.data.server()).display(),
+        startup = ?started.elapsed(),
+        "kite is up and running"
+    );
+    tracing::debug!(token_file = %settings.data.token().display(), len = token.len(), "join token ready");
+
+    server.run(shutdown_signal()).await.context("API server")?;
+    tracing::info!("kite stopped");
+    Ok(())
+}
+
+/// The `etcd` readiness check, named as kube-apiserver names its datastore check.
+fn store_check(store: Arc<dyn Backend>) -> kite_apiserver::HealthCheck {
+    kite_apiserver::HealthCheck {
+        name: "etcd".to_string(),
+        probe: Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move { store.current_revision().await.map(|_| ()).map_err(|e| e.to_string()) })
+        }),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::warn!("cannot install signal handlers; stop kite with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+/// The SQLite file `--datastore-endpoint` names (empty means the data dir's own).
+fn datastore_path(endpoint: &str, data: &DataDir) -> Result<PathBuf> {
+    if endpoint.is_empty() {
+        return Ok(data.database());
+    }
+    if let Some(path) = endpoint.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            bail!("--datastore-endpoint: {endpoint:?} names no file; use sqlite:///path/to/state.db");
+        }
+        return Ok(PathBuf::from(path));
+    }
+    let scheme = endpoint.split("://").next().unwrap_or(endpoint);
+    bail!(
+        "--datastore-endpoint: {scheme:?} datastores are not supported yet; leave it empty for the embedded SQLite or use sqlite:///path"
+    )
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first usable address of a CIDR: the `kubernetes` Service's ClusterIP.
+fn first_address(net: &IpNet) -> IpAddr {
+    net.hosts().next().unwrap_or(net.network())
+}
+
+fn hostname() -> Result<String> {
+    let name = nix::unistd::gethostname().context("cannot read the hostname; set --node-name")?;
+    let name = name.to_string_lossy().to_lowercase();
+    if name.is_empty() {
+        bail!("the hostname is empty; set --node-name");
+    }
+    Ok(name)
+}
+
+/// The source address of the default route, found without sending a packet
+/// (connecting a UDP socket only consults the routing table).
+fn default_route_ip() -> IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("192.0.2.1:53")?;
+            socket.local_addr()
+        })
+        .map(|addr| addr.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datastore_endpoints_are_sqlite_paths_or_rejected() {
+        let data = DataDir::new(PathBuf::from("/d"));
+        assert_eq!(datastore_path("", &data).expect("empty"), PathBuf::from("/d/server/db/state.db"));
+        assert_eq!(
+            datastore_path("sqlite:///tmp/x.db?_journal=WAL", &data).expect("sqlite"),
+            PathBuf::from("/tmp/x.db")
+        );
+        let error = datastore_path("postgres://u@h/db", &data).expect_err("postgres").to_string();
+        assert!(error.starts_with("--datastore-endpoint: \"postgres\""), "{error}");
+    }
+
+    #[test]
+    fn the_first_service_address_is_the_api_service() {
+        let net: IpNet = "10.43.0.0/16".parse().expect("cidr");
+        assert_eq!(first_address(&net), "10.43.0.1".parse::<IpAddr>().expect("ip"));
+        assert!(overlaps(&"10.0.0.0/8".parse().expect("a"), &net));
+        assert!(!overlaps(&"10.42.0.0/16".parse().expect("a"), &net));
+    }
+}

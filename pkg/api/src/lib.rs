@@ -1,0 +1,15 @@
+//! Kubernetes API types and pure functions shared by kite's components.
+//!
+//! This crate has no IO and no async runtime, like kube-core: it holds the
+//! wire shapes kite produces itself (such as [`Status`] error bodies and the
+//! [`VersionInfo`] served at `/version`). Start at [`status`].
+
+pub mod resources;
+pub mod status;
+pub mod validation;
+pub mod version;
+
+pub use resources::{ResourceInfo, SubresourceInfo};
+pub use status::{Status, StatusCause, StatusDetails, StatusReason};
+pub use validation::{FieldError, FieldErrorType};
+pub use version::VersionInfo;

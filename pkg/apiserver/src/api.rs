@@ -1,0 +1,225 @@
+//! The resource API: shared state and dispatch of `/api` and `/apis` requests
+//! to discovery or to the verb handlers in `handlers/`.
+
+use crate::authn::UserInfo;
+use crate::body::{self, Body};
+use crate::codec;
+use crate::discovery;
+use crate::errors::{self, ApiResult};
+use crate::handlers;
+use crate::objects;
+use crate::registry::Registry;
+use crate::request::{self, ApiPath, ResourceRequest, Verb};
+use crate::watch_cache::WatchCache;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use kite_api::ResourceInfo;
+use kite_store::Backend;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// Shared state of the resource API.
+pub struct Api {
+    /// The served resources.
+    pub registry: Arc<Registry>,
+    /// The datastore.
+    pub store: Arc<dyn Backend>,
+    caches: RwLock<HashMap<String, Arc<WatchCache>>>,
+    /// `host:port` clients should use, for `/api`'s `serverAddressByClientCIDRs`.
+    pub server_address: String,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("server_address", &self.server_address).finish_non_exhaustive()
+    }
+}
+
+/// One decoded resource request with everything handlers need.
+pub struct Call<'a> {
+    /// The API state.
+    pub api: &'a Api,
+    /// The resource addressed.
+    pub resource: Arc<ResourceInfo>,
+    /// The decoded path.
+    pub request: ResourceRequest,
+    /// The raw query string.
+    pub query: &'a str,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The request body (empty for reads).
+    pub body: Bytes,
+    /// Who is calling.
+    pub user: &'a UserInfo,
+}
+
+impl Call<'_> {
+    /// A query parameter, percent-decoded.
+    pub fn param(&self, key: &str) -> Option<String> {
+        request::query_param(self.query, key)
+    }
+
+    /// Whether `dryRun=All` was asked for.
+    pub fn dry_run(&self) -> ApiResult<bool> {
+        let values: Vec<String> =
+            request::query_params(self.query).filter(|(k, _)| k == "dryRun").map(|(_, v)| v).collect();
+        match values.as_slice() {
+            [] => Ok(false),
+            [v] if v == "All" => Ok(true),
+            [v] if v.is_empty() => Ok(false),
+            other => Err(errors::bad_request(format!(
+                "Invalid dry run value: {:?}; only \"All\" is supported",
+                other.join(",")
+            ))),
+        }
+    }
+
+    /// The namespace from the path (namespaced resources only).
+    pub fn namespace(&self) -> Option<&str> {
+        self.request.namespace.as_deref().filter(|_| self.resource.namespaced)
+    }
+
+    /// The watch cache of this call's resource.
+    pub fn cache(&self) -> Arc<WatchCache> {
+        self.api.cache(&self.resource)
+    }
+}
+
+impl Api {
+    /// The API over `store`, serving `registry`.
+    pub fn new(registry: Arc<Registry>, store: Arc<dyn Backend>, server_address: String) -> Self {
+        Self { registry, store, caches: RwLock::new(HashMap::new()), server_address }
+    }
+
+    /// Starts the watch caches of every registered resource.
+    pub fn start_caches(&self) {
+        for resource in self.registry.all() {
+            self.cache(&resource);
+        }
+    }
+
+    /// The watch cache of a resource, started on first use.
+    pub fn cache(&self, resource: &ResourceInfo) -> Arc<WatchCache> {
+        let prefix = objects::resource_prefix(resource);
+        if let Some(cache) = self.caches.read().unwrap_or_else(|e| e.into_inner()).get(&prefix) {
+            return cache.clone();
+        }
+        let mut caches = self.caches.write().unwrap_or_else(|e| e.into_inner());
+        caches.entry(prefix.clone()).or_insert_with(|| WatchCache::start(self.store.clone(), prefix)).clone()
+    }
+
+    /// Every watch cache, by key prefix (for metrics).
+    pub fn caches(&self) -> Vec<(String, Arc<WatchCache>)> {
+        let caches = self.caches.read().unwrap_or_else(|e| e.into_inner());
+        caches.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Answers a request under `/api` or `/apis`; `None` if the path is not one.
+    pub async fn handle<B>(&self, request: Request<B>, user: &UserInfo) -> Option<Response<Body>>
+    where
+        B: http_body::Body + Send,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = request.uri().path().to_string();
+        if !(path == "/api" || path.starts_with("/api/") || path == "/apis" || path.starts_with("/apis/")) {
+            return None;
+        }
+        let query = request.uri().query().unwrap_or("").to_string();
+        let method = request.method().clone();
+        let Some(parsed) = request::parse(&method, &path, &query) else {
+            return Some(body::status(&errors::no_such_resource()));
+        };
+        let (parts, raw_body) = request.into_parts();
+        let response = match parsed {
+            ApiPath::Resource(resource_request) => {
+                let body = match read_body(raw_body).await {
+                    Ok(body) => body,
+                    Err(status) => return Some(body::status(&status)),
+                };
+                self.resource(resource_request, &query, &parts.headers, body, user).await
+            }
+            other if method == Method::GET || method == Method::HEAD => self.discovery(other, &parts.headers),
+            _ => Err(kite_api::Status::failure(
+                kite_api::StatusReason::MethodNotAllowed,
+                format!("the server does not allow this method on the requested resource ({method})"),
+            )),
+        };
+        Some(response.unwrap_or_else(|status| body::status(&status)))
+    }
+
+    fn discovery(&self, path: ApiPath, headers: &HeaderMap) -> ApiResult<Response<Body>> {
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let aggregated = discovery::wants_aggregated(accept);
+        let doc = match (&path, aggregated) {
+            (ApiPath::LegacyRoot, Some(version)) | (ApiPath::GroupsRoot, Some(version)) => {
+                let doc = discovery::aggregated(&self.registry, path == ApiPath::LegacyRoot, version);
+                let mut response = body::json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default());
+                if let Ok(value) = discovery::aggregated_media_type(version).parse() {
+                    response.headers_mut().insert(header::CONTENT_TYPE, value);
+                }
+                response.headers_mut().insert(header::VARY, header::HeaderValue::from_static("Accept"));
+                return Ok(response);
+            }
+            (ApiPath::LegacyRoot, None) => discovery::legacy_versions(&self.server_address),
+            (ApiPath::GroupsRoot, None) => discovery::group_list(&self.registry),
+            (ApiPath::Group(name), _) => discovery::group(&self.registry, name).ok_or_else(errors::no_such_resource)?,
+            (ApiPath::GroupVersion { group, version }, _) => {
+                discovery::resource_list(&self.registry, group, version).ok_or_else(errors::no_such_resource)?
+            }
+            (ApiPath::Resource(_), _) => return Err(errors::no_such_resource()),
+        };
+        Ok(body::json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default()))
+    }
+
+    async fn resource(
+        &self,
+        request: ResourceRequest,
+        query: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+        user: &UserInfo,
+    ) -> ApiResult<Response<Body>> {
+        let resource = self
+            .registry
+            .get(&request.group, &request.version, &request.resource)
+            .ok_or_else(errors::no_such_resource)?;
+        if request.namespace.is_some() && !resource.namespaced {
+            return Err(errors::no_such_resource());
+        }
+        let call = Call { api: self, resource, request, query, headers, body, user };
+        if let Some(sub) = call.request.subresource.clone() {
+            return handlers::subresource(&call, &sub).await;
+        }
+        let verb = call.request.verb;
+        if !call.resource.allows(verb.as_str()) {
+            return Err(errors::method_not_allowed(&call.resource, verb.as_str()));
+        }
+        match verb {
+            Verb::Get => handlers::get::get(&call).await,
+            Verb::List => handlers::list::list(&call).await,
+            Verb::Watch => handlers::watch::watch(&call).await,
+            Verb::Create => handlers::create::create(&call).await,
+            Verb::Update => handlers::update::update(&call, None).await,
+            Verb::Patch => handlers::patch::patch(&call, None).await,
+            Verb::Delete => handlers::delete::delete(&call).await,
+            Verb::DeleteCollection => handlers::delete::delete_collection(&call).await,
+        }
+    }
+}
+
+async fn read_body<B>(body: B) -> ApiResult<Bytes>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match http_body_util::Limited::new(body, codec::MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(kite_api::Status::failure(
+            kite_api::StatusReason::RequestEntityTooLarge,
+            "Request entity too large: limit is 3145728",
+        )),
+        Err(error) => Err(errors::bad_request(format!("cannot read the request body: {error}"))),
+    }
+}

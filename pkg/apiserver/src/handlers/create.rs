@@ -1,0 +1,81 @@
+//! POST: creating an object.
+
+use crate::api::Call;
+use crate::body::Body;
+use crate::codec;
+use crate::errors::{self, ApiResult};
+use crate::handlers::update::{check_type, validate};
+use crate::objects;
+use crate::output;
+use crate::strategy;
+use http::{Response, StatusCode};
+use kite_api::{Status, StatusReason};
+use serde_json::{Value, json};
+
+/// Creates the object in the body.
+pub async fn create(call: &Call<'_>) -> ApiResult<Response<Body>> {
+    if call.resource.namespaced && call.request.namespace.is_none() {
+        return Err(errors::no_such_resource());
+    }
+    let mut obj = codec::decode_body(call.headers, &call.body)?;
+    check_type(call, &obj)?;
+    let namespace = call.namespace();
+    if let Some(ns) = namespace {
+        let body_ns = objects::namespace(&obj);
+        if !body_ns.is_empty() && body_ns != ns {
+            return Err(errors::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    if objects::name(&obj).is_empty() {
+        let generate = objects::meta_str(&obj, "generateName").to_string();
+        if !generate.is_empty() {
+            let name = format!("{generate}{}", objects::name_suffix());
+            objects::metadata_mut(&mut obj).insert("name".into(), json!(name));
+        }
+    }
+    strategy::prepare_for_create(&call.resource, &mut obj, namespace);
+    let name = objects::name(&obj).to_string();
+    if let Some(ns) = namespace {
+        admit_namespace(call, ns, &name).await?;
+    }
+    validate(call, &obj, None)?;
+    if call.dry_run()? {
+        return output::object(call, StatusCode::CREATED, &obj);
+    }
+    let key = objects::key(&call.resource, namespace, &name);
+    match call.api.store.create(&key, objects::encode(&obj), 0).await {
+        Ok(revision) => {
+            objects::set_resource_version(&mut obj, revision);
+            output::object(call, StatusCode::CREATED, &obj)
+        }
+        Err(kite_store::Error::KeyExists { .. }) => Err(errors::already_exists(&call.resource, &name)),
+        Err(other) => Err(errors::from_store(other)),
+    }
+}
+
+/// NamespaceLifecycle admission: content may only be created in an active namespace.
+pub async fn admit_namespace(call: &Call<'_>, namespace: &str, name: &str) -> ApiResult<()> {
+    let Some(namespaces) = call.api.registry.get("", "v1", "namespaces") else {
+        return Ok(());
+    };
+    let key = objects::key(&namespaces, None, namespace);
+    let (_, kv) = call.api.store.get(&key, 0).await.map_err(errors::from_store)?;
+    let Some(kv) = kv else {
+        return Err(errors::not_found(&namespaces, namespace));
+    };
+    let ns: Value = serde_json::from_slice(&kv.value).map_err(errors::internal)?;
+    let terminating = ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        || ns.pointer("/metadata/deletionTimestamp").is_some();
+    if terminating {
+        return Err(Status::failure(
+            StatusReason::Forbidden,
+            format!(
+                "{} {name:?} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                call.resource.group_resource(),
+            ),
+        ));
+    }
+    Ok(())
+}

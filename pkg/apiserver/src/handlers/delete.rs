@@ -1,0 +1,164 @@
+//! DELETE of one object or a collection, honouring finalizers and preconditions.
+
+use crate::api::Call;
+use crate::body::Body;
+use crate::codec;
+use crate::errors::{self, ApiResult};
+use crate::filter::Filter;
+use crate::handlers::update::finalizers;
+use crate::objects;
+use crate::output;
+use http::{Response, StatusCode};
+use kite_api::ResourceInfo;
+use kite_store::DeleteOutcome;
+use serde_json::{Value, json};
+
+/// `DeleteOptions` from the body and the query.
+#[derive(Debug, Default)]
+struct Options {
+    uid: Option<String>,
+    resource_version: Option<i64>,
+}
+
+fn options(call: &Call<'_>) -> ApiResult<Options> {
+    if call.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Options::default());
+    }
+    let body = codec::decode_body(call.headers, &call.body)?;
+    let preconditions = body.get("preconditions");
+    let uid = preconditions.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_string);
+    let resource_version = match preconditions.and_then(|p| p.get("resourceVersion")).and_then(Value::as_str) {
+        Some(rv) => Some(rv.parse::<i64>().map_err(|_| errors::bad_request(format!("invalid resource version {rv:?}")))?),
+        None => None,
+    };
+    Ok(Options { uid, resource_version })
+}
+
+/// Kinds whose delete answers with the object rather than a `Status` (as their Kubernetes storage does).
+fn returns_deleted_object(resource: &ResourceInfo) -> bool {
+    crate::strategy::is_custom(resource)
+        || matches!(
+            (resource.group.as_str(), resource.plural.as_str()),
+            ("", "pods" | "services" | "serviceaccounts" | "namespaces" | "persistentvolumes" | "persistentvolumeclaims")
+                | ("storage.k8s.io", "storageclasses")
+                | ("apiextensions.k8s.io", "customresourcedefinitions")
+        )
+}
+
+/// Deletes the object named in the path.
+pub async fn delete(call: &Call<'_>) -> ApiResult<Response<Body>> {
+    let name = call.request.name.clone().unwrap_or_default();
+    let options = options(call)?;
+    let object = delete_one(call, &name, &options).await?;
+    respond(call, &object)
+}
+
+fn respond(call: &Call<'_>, object: &Value) -> ApiResult<Response<Body>> {
+    let still_there = object.pointer("/metadata/deletionTimestamp").is_some() && !finalizers(object).is_empty();
+    if returns_deleted_object(&call.resource) || still_there {
+        return output::object(call, StatusCode::OK, object);
+    }
+    let status = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {
+            "name": objects::name(object),
+            "group": call.resource.group,
+            "kind": call.resource.plural,
+            "uid": objects::meta_str(object, "uid"),
+        },
+    });
+    Ok(codec::respond(StatusCode::OK, codec::negotiate(call.headers)?, &status))
+}
+
+async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult<Value> {
+    let key = objects::key(&call.resource, call.namespace(), name);
+    loop {
+        let (mut object, revision) = crate::handlers::get::read(call, name)
+            .await?
+            .ok_or_else(|| errors::not_found(&call.resource, name))?;
+        if let Some(uid) = &options.uid {
+            let actual = objects::meta_str(&object, "uid");
+            if uid != actual {
+                return Err(errors::conflict_with(
+                    &call.resource,
+                    name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                ));
+            }
+        }
+        if let Some(rv) = options.resource_version {
+            if rv != revision {
+                return Err(errors::conflict_with(
+                    &call.resource,
+                    name,
+                    &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {revision}"),
+                ));
+            }
+        }
+        if !finalizers(&object).is_empty() {
+            // Finalizers hold the object: mark it deleted and let their owners finish.
+            if object.pointer("/metadata/deletionTimestamp").is_some() {
+                return Ok(object);
+            }
+            let meta = objects::metadata_mut(&mut object);
+            meta.insert("deletionTimestamp".into(), json!(objects::now_rfc3339()));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+            if call.dry_run()? {
+                return Ok(object);
+            }
+            match call.api.store.update(&key, objects::encode(&object), revision, 0).await.map_err(errors::from_store)? {
+                kite_store::UpdateOutcome::Updated { revision } => {
+                    objects::set_resource_version(&mut object, revision);
+                    return Ok(object);
+                }
+                kite_store::UpdateOutcome::Conflict { .. } => continue,
+            }
+        }
+        if call.dry_run()? {
+            return Ok(object);
+        }
+        match call.api.store.delete(&key, Some(revision)).await.map_err(errors::from_store)? {
+            DeleteOutcome::Deleted { revision, .. } => {
+                objects::set_resource_version(&mut object, revision);
+                return Ok(object);
+            }
+            DeleteOutcome::NotFound { .. } => return Err(errors::not_found(&call.resource, name)),
+            DeleteOutcome::Conflict { .. } => continue,
+        }
+    }
+}
+
+/// Deletes every object matching the selectors; answers with the list of them.
+pub async fn delete_collection(call: &Call<'_>) -> ApiResult<Response<Body>> {
+    let filter = Filter::new(
+        call.namespace(),
+        call.param("labelSelector").as_deref(),
+        call.param("fieldSelector").as_deref(),
+    )?;
+    let options = options(call)?;
+    let prefix = objects::prefix(&call.resource, call.namespace());
+    let listed = call.api.store.list(&prefix, None, 0, 0).await.map_err(errors::from_store)?;
+    let mut deleted = Vec::new();
+    for kv in &listed.kvs {
+        let obj = objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal)?;
+        if !filter.matches(&obj) {
+            continue;
+        }
+        match delete_one(call, objects::name(&obj), &options).await {
+            Ok(object) => deleted.push(object),
+            // Gone meanwhile: someone else deleted it, which is what was asked.
+            Err(status) if status.code == 404 => {}
+            Err(status) => return Err(status),
+        }
+    }
+    let list = json!({
+        "kind": format!("{}List", call.resource.kind),
+        "apiVersion": call.resource.api_version(),
+        "metadata": {"resourceVersion": listed.revision.to_string()},
+        "items": deleted,
+    });
+    Ok(codec::respond(StatusCode::OK, codec::negotiate(call.headers)?, &list))
+}

@@ -1,0 +1,38 @@
+//! One module per verb; each takes a decoded [`Call`](crate::api::Call) and
+//! returns a response or a `Status`.
+
+pub mod create;
+pub mod delete;
+pub mod get;
+pub mod list;
+pub mod patch;
+pub mod scale;
+pub mod update;
+pub mod watch;
+
+use crate::api::Call;
+use crate::body::Body;
+use crate::errors::{self, ApiResult};
+use crate::request::Verb;
+use http::Response;
+
+/// Requests for `<resource>/<name>/<subresource>`.
+pub async fn subresource(call: &Call<'_>, name: &str) -> ApiResult<Response<Body>> {
+    let Some(sub) = call.resource.subresource(name) else {
+        return Err(errors::no_such_resource());
+    };
+    let verb = call.request.verb;
+    if !sub.verbs.iter().any(|v| v == verb.as_str()) {
+        return Err(errors::method_not_allowed(&call.resource, verb.as_str()));
+    }
+    match (name, verb) {
+        ("status", Verb::Get) => get::get(call).await,
+        ("status", Verb::Update) => update::update(call, Some("status")).await,
+        ("status", Verb::Patch) => patch::patch(call, Some("status")).await,
+        ("scale", _) => scale::scale(call).await,
+        _ => Err(kite_api::Status::failure(
+            kite_api::StatusReason::MethodNotAllowed,
+            format!("the subresource {name:?} of {} is not served yet", call.resource.group_resource()),
+        )),
+    }
+}

@@ -1,0 +1,156 @@
+//! Objects as stored: where each lives in the key space and the
+//! server-managed metadata kite reads and writes on them.
+//!
+//! Keys are `/registry/<group>/<resource>/<namespace>/<name>` (`core` for
+//! the core group; no namespace segment for cluster-scoped kinds). Objects are
+//! stored as JSON without `metadata.resourceVersion`: the store's revision is
+//! the resource version and is put back on read, as kube-apiserver does with
+//! etcd's mod revision.
+
+use bytes::Bytes;
+use kite_api::ResourceInfo;
+use serde_json::{Map, Value};
+
+/// The key prefix of every object of a resource.
+pub fn resource_prefix(resource: &ResourceInfo) -> String {
+    let group = if resource.group.is_empty() { "core" } else { &resource.group };
+    format!("/registry/{group}/{}/", resource.plural)
+}
+
+/// The key prefix of a resource's objects in one namespace (or all, for `None`).
+pub fn prefix(resource: &ResourceInfo, namespace: Option<&str>) -> String {
+    match namespace.filter(|_| resource.namespaced) {
+        Some(ns) => format!("{}{ns}/", resource_prefix(resource)),
+        None => resource_prefix(resource),
+    }
+}
+
+/// The key of one object.
+pub fn key(resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+    format!("{}{name}", prefix(resource, namespace))
+}
+
+/// The object's metadata map, created if missing (or replaced if not a map).
+pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = Value::Object(Map::new());
+    }
+    match obj.get_mut("metadata") {
+        Some(Value::Object(map)) => map,
+        _ => unreachable!("metadata was just made an object"),
+    }
+}
+
+/// A string field of `metadata`, empty when absent.
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The object's name.
+pub fn name(obj: &Value) -> &str {
+    meta_str(obj, "name")
+}
+
+/// The object's namespace.
+pub fn namespace(obj: &Value) -> &str {
+    meta_str(obj, "namespace")
+}
+
+/// Sets `metadata.resourceVersion`.
+pub fn set_resource_version(obj: &mut Value, revision: i64) {
+    metadata_mut(obj).insert("resourceVersion".into(), Value::String(revision.to_string()));
+}
+
+/// The stored form: JSON without `metadata.resourceVersion`.
+pub fn encode(obj: &Value) -> Bytes {
+    let mut stored = obj.clone();
+    if let Some(Value::Object(meta)) = stored.get_mut("metadata") {
+        meta.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())
+}
+
+/// Decodes a stored object and puts its resource version back.
+pub fn decode(bytes: &[u8], revision: i64) -> Result<Value, serde_json::Error> {
+    let mut obj: Value = serde_json::from_slice(bytes)?;
+    set_resource_version(&mut obj, revision);
+    Ok(obj)
+}
+
+/// Labels of an object as a map (empty when absent).
+pub fn labels(obj: &Value) -> Map<String, Value> {
+    obj.get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// RFC 3339 UTC timestamp with second precision, as Kubernetes writes `metav1.Time`.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// A random UUID (version 4) for `metadata.uid`.
+pub fn new_uid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+    )
+}
+
+/// The 5 random characters kube-apiserver appends to `generateName`.
+pub fn name_suffix() -> String {
+    // Kubernetes' alphabet: no vowels (no words) and no look-alike characters.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_separate_groups_namespaces_and_names() {
+        let all = kite_api::resources::builtin();
+        let pods = all.iter().find(|r| r.plural == "pods").expect("pods");
+        let nodes = all.iter().find(|r| r.plural == "nodes").expect("nodes");
+        assert_eq!(key(pods, Some("default"), "web"), "/registry/core/pods/default/web");
+        assert_eq!(prefix(pods, None), "/registry/core/pods/");
+        assert_eq!(key(nodes, None, "n1"), "/registry/core/nodes/n1");
+        assert_eq!(key(nodes, Some("ignored"), "n1"), "/registry/core/nodes/n1");
+    }
+
+    #[test]
+    fn resource_version_is_not_stored_but_restored() {
+        let obj = json!({"metadata": {"name": "a", "resourceVersion": "7"}, "data": {"k": "v"}});
+        let bytes = encode(&obj);
+        assert!(!String::from_utf8_lossy(&bytes).contains("resourceVersion"));
+        let back = decode(&bytes, 42).expect("decode");
+        assert_eq!(back["metadata"]["resourceVersion"], "42");
+    }
+
+    #[test]
+    fn generated_identifiers_have_kubernetes_shapes() {
+        let uid = new_uid();
+        assert_eq!(uid.len(), 36);
+        assert_eq!(&uid[14..15], "4");
+        let suffix = name_suffix();
+        assert_eq!(suffix.len(), 5);
+        assert!(suffix.bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)));
+        assert!(now_rfc3339().ends_with('Z'));
+    }
+}

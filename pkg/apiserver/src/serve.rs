@@ -1,0 +1,145 @@
+//! The connection loop: accept TCP, finish the TLS handshake, read the
+//! client certificate once per connection, then serve HTTP/1.1 or HTTP/2
+//! (chosen by ALPN) until shutdown, draining open connections under a timeout.
+
+use crate::authn::UserInfo;
+use crate::health::{Health, HealthCheck};
+use crate::router::Router;
+use crate::{Result, tls};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use kite_api::VersionInfo;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything the API server needs, ready to use.
+pub struct Config {
+    /// The bound HTTPS listener.
+    pub listener: TcpListener,
+    /// PEM chain of the serving certificate (leaf first).
+    pub serving_cert_pem: Vec<u8>,
+    /// PEM private key of the serving certificate.
+    pub serving_key_pem: Vec<u8>,
+    /// PEM of the CA that signs client certificates.
+    pub client_ca_pem: Vec<u8>,
+    /// PEM of the server CA, published at `/cacerts` for joining agents.
+    pub server_ca_pem: Vec<u8>,
+    /// Health checks of the components behind the API (e.g. the store).
+    pub checks: Vec<HealthCheck>,
+    /// The version document served at `/version`.
+    pub version: VersionInfo,
+    /// The datastore.
+    pub store: Arc<dyn kite_store::Backend>,
+    /// Where pods and other nodes reach this API server.
+    pub endpoint: crate::bootstrap::ApiEndpoint,
+}
+
+/// A configured API server, ready to [`Server::run`].
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    health: Arc<Health>,
+    router: Arc<Router>,
+}
+
+impl Server {
+    /// Validates the TLS material, creates the system objects and builds the server.
+    pub async fn new(config: Config) -> Result<Self> {
+        let tls = tls::server_config(
+            &config.serving_cert_pem,
+            &config.serving_key_pem,
+            &config.client_ca_pem,
+        )?;
+        let health = Arc::new(Health::new(config.checks));
+        let registry = Arc::new(crate::registry::Registry::new(kite_api::resources::builtin()));
+        crate::bootstrap::ensure(&*config.store, &registry, &config.endpoint)
+            .await
+            .map_err(|e| crate::Error::Store(e.to_string()))?;
+        let server_address = std::net::SocketAddr::new(config.endpoint.address, config.endpoint.port).to_string();
+        let api = Arc::new(crate::api::Api::new(registry, config.store.clone(), server_address));
+        api.start_caches();
+        let router = Router::new(health.clone(), &config.version, Bytes::from(config.server_ca_pem)).with_api(api);
+        Ok(Self {
+            listener: config.listener,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            health,
+            router: Arc::new(router),
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then drains open connections.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let graceful = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // EMFILE and friends are transient: back off instead of exiting.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = self.acceptor.clone();
+            let router = self.router.clone();
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let user = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| UserInfo::from_client_cert(leaf))
+                    .map(Arc::new);
+                let service = service_fn(move |request: hyper::Request<Incoming>| {
+                    let router = router.clone();
+                    let user = user.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(router.handle(request, user.as_deref()).await)
+                    }
+                });
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                if let Err(error) = watcher.watch(connection.into_owned()).await {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+            });
+        }
+
+        self.health.begin_shutdown();
+        drop(self.listener);
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+            tracing::info!("open connections did not finish in time; closing them");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,227 @@
+//! Per-kind behaviour on writes: the only place a kind's write rules live.
+//!
+//! Server-managed metadata (uid, creationTimestamp, generation), the split
+//! between the main resource and its `status` subresource, defaulting and
+//! validation. The HTTP handlers are generic and call into here.
+
+use crate::objects;
+use kite_api::{FieldError, ResourceInfo};
+use serde_json::{Value, json};
+
+/// Kinds whose `metadata.generation` counts spec changes (as their Kubernetes strategies do).
+fn tracks_generation(resource: &ResourceInfo) -> bool {
+    matches!(
+        (resource.group.as_str(), resource.kind.as_str()),
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+            | ("", "ReplicationController")
+            | ("batch", "Job" | "CronJob")
+            | ("networking.k8s.io", "Ingress" | "NetworkPolicy")
+            | ("policy", "PodDisruptionBudget")
+            | ("autoscaling", "HorizontalPodAutoscaler")
+            | ("discovery.k8s.io", "EndpointSlice")
+            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | ("admissionregistration.k8s.io", _)
+    ) || is_custom(resource)
+}
+
+/// Whether the resource comes from a CRD.
+pub fn is_custom(resource: &ResourceInfo) -> bool {
+    resource.definition.is_empty()
+}
+
+/// Whether the resource has a `status` subresource (so the main resource ignores status).
+pub fn has_status(resource: &ResourceInfo) -> bool {
+    resource.subresource("status").is_some()
+}
+
+/// Fills server-managed fields of a new object and applies defaults.
+pub fn prepare_for_create(resource: &ResourceInfo, obj: &mut Value, namespace: Option<&str>) {
+    obj["apiVersion"] = json!(resource.api_version());
+    obj["kind"] = json!(resource.kind);
+    let meta = objects::metadata_mut(obj);
+    match namespace {
+        Some(ns) if resource.namespaced => {
+            meta.insert("namespace".into(), json!(ns));
+        }
+        _ => {
+            meta.remove("namespace");
+        }
+    }
+    meta.insert("uid".into(), json!(objects::new_uid()));
+    meta.insert("creationTimestamp".into(), json!(objects::now_rfc3339()));
+    meta.remove("deletionTimestamp");
+    meta.remove("deletionGracePeriodSeconds");
+    meta.remove("resourceVersion");
+    meta.remove("selfLink");
+    if tracks_generation(resource) {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+    if has_status(resource) && !is_custom(resource) {
+        // A create cannot set status of kinds with a status subresource.
+        if let Some(map) = obj.as_object_mut() {
+            map.remove("status");
+        }
+    }
+    if is_custom(resource) {
+        if has_status(resource) {
+            if let Some(map) = obj.as_object_mut() {
+                map.remove("status");
+            }
+        }
+    } else {
+        initial_status(resource, obj);
+    }
+}
+
+/// Status kube-apiserver sets on create for kinds that start with one.
+fn initial_status(resource: &ResourceInfo, obj: &mut Value) {
+    match (resource.group.as_str(), resource.kind.as_str()) {
+        ("", "Namespace") => {
+            obj["status"] = json!({"phase": "Active"});
+            if obj.pointer("/spec/finalizers").is_none() {
+                obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            }
+        }
+        ("", "Pod") => {
+            obj["status"] = json!({"phase": "Pending"});
+        }
+        ("", "Service") => {
+            obj["status"] = json!({"loadBalancer": {}});
+        }
+        ("apps", _) | ("batch", _) | ("", "ReplicationController") | ("policy", _) | ("autoscaling", _)
+            if has_status(resource) =>
+        {
+            obj["status"] = json!({});
+        }
+        _ => {}
+    }
+}
+
+/// Carries server-managed metadata and (for the main resource) status over from the old object.
+pub fn prepare_for_update(resource: &ResourceInfo, new: &mut Value, old: &Value) {
+    new["apiVersion"] = json!(resource.api_version());
+    new["kind"] = json!(resource.kind);
+    if has_status(resource) {
+        match old.get("status") {
+            Some(status) => new["status"] = status.clone(),
+            None => {
+                if let Some(map) = new.as_object_mut() {
+                    map.remove("status");
+                }
+            }
+        }
+    }
+    keep_server_metadata(new, old);
+    if tracks_generation(resource) {
+        let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        let changed = spec_of(new) != spec_of(old);
+        objects::metadata_mut(new).insert("generation".into(), json!(if changed { generation + 1 } else { generation }));
+    }
+}
+
+/// A status update: the old object with the new status.
+pub fn prepare_for_status_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Value {
+    let mut out = old.clone();
+    out["apiVersion"] = json!(resource.api_version());
+    out["kind"] = json!(resource.kind);
+    match new.get("status") {
+        Some(status) => out["status"] = status.clone(),
+        None => {
+            if let Some(map) = out.as_object_mut() {
+                map.remove("status");
+            }
+        }
+    }
+    // Status writers may still move labels and annotations (kubelets and controllers do).
+    out
+}
+
+fn keep_server_metadata(new: &mut Value, old: &Value) {
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let meta = objects::metadata_mut(new);
+    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        match old_meta.get(field) {
+            Some(value) => {
+                meta.insert(field.into(), value.clone());
+            }
+            None => {
+                meta.remove(field);
+            }
+        }
+    }
+    meta.remove("selfLink");
+}
+
+/// Everything but metadata and status: what a spec change means for generation.
+fn spec_of(obj: &Value) -> Value {
+    let mut rest = obj.clone();
+    if let Some(map) = rest.as_object_mut() {
+        map.remove("metadata");
+        map.remove("status");
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    rest
+}
+
+/// Validation every kind shares: the object's name.
+pub fn validate_meta(obj: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let name = objects::name(obj);
+    if name.is_empty() {
+        errors.push(FieldError::required("metadata.name", "name or generateName is required"));
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(plural: &str) -> ResourceInfo {
+        kite_api::resources::builtin().into_iter().find(|r| r.plural == plural).expect("resource")
+    }
+
+    #[test]
+    fn generation_counts_only_spec_changes() {
+        let deploy = resource("deployments");
+        let mut old = json!({"metadata": {"name": "w"}, "spec": {"replicas": 1}});
+        prepare_for_create(&deploy, &mut old, Some("default"));
+        assert_eq!(old["metadata"]["generation"], 1);
+        let mut relabelled = old.clone();
+        relabelled["metadata"]["labels"] = json!({"a": "b"});
+        prepare_for_update(&deploy, &mut relabelled, &old);
+        assert_eq!(relabelled["metadata"]["generation"], 1);
+        let mut scaled = old.clone();
+        scaled["spec"]["replicas"] = json!(3);
+        prepare_for_update(&deploy, &mut scaled, &old);
+        assert_eq!(scaled["metadata"]["generation"], 2);
+    }
+
+    #[test]
+    fn main_resource_updates_ignore_status_and_status_updates_ignore_spec() {
+        let deploy = resource("deployments");
+        let old = json!({"metadata": {"name": "w", "uid": "u"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let mut new = json!({"metadata": {"name": "w"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
+        prepare_for_update(&deploy, &mut new, &old);
+        assert_eq!(new["status"]["replicas"], 1);
+        assert_eq!(new["metadata"]["uid"], "u");
+        let status = prepare_for_status_update(&deploy, &json!({"spec": {"replicas": 5}, "status": {"replicas": 2}}), &old);
+        assert_eq!(status["spec"]["replicas"], 1);
+        assert_eq!(status["status"]["replicas"], 2);
+    }
+
+    #[test]
+    fn configmaps_have_no_generation_and_namespaces_start_active() {
+        let mut cm = json!({"metadata": {"name": "c"}});
+        prepare_for_create(&resource("configmaps"), &mut cm, Some("default"));
+        assert!(cm["metadata"].get("generation").is_none());
+        assert_eq!(cm["metadata"]["namespace"], "default");
+        let mut ns = json!({"metadata": {"name": "n"}});
+        prepare_for_create(&resource("namespaces"), &mut ns, None);
+        assert_eq!(ns["status"]["phase"], "Active");
+        assert_eq!(ns["spec"]["finalizers"][0], "kubernetes");
+    }
+}

@@ -1,0 +1,168 @@
+"""Shared fixtures for kite's end-to-end tests.
+
+The tests run the real `kite` binary and real clients. tests/run.sh starts
+pytest inside a network namespace it created; `kite_server` refuses to start
+a cluster in the machine's own network namespace.
+"""
+
+import base64
+import glob
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+KITE_BIN = os.environ.get("KITE_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/kite"))
+KUBECTL_DIR = "/usr/lib/google-cloud-sdk/bin"
+
+
+def in_own_netns():
+    """Whether this process runs in a named network namespace (one `ip netns add` made)."""
+    out = subprocess.run(["ip", "netns", "identify", str(os.getpid())], capture_output=True, text=True)
+    return out.returncode == 0 and out.stdout.strip() != ""
+
+
+def kubectl_versions():
+    """The kubectl minor versions on this machine, e.g. ["1.27", ..., "1.33"]."""
+    found = []
+    for path in glob.glob(os.path.join(KUBECTL_DIR, "kubectl.1.*")):
+        m = re.search(r"kubectl\.(1\.\d+)$", path)
+        if m:
+            found.append(m.group(1))
+    return sorted(found, key=lambda v: int(v.split(".")[1]))
+
+
+def kubectl_path(version):
+    return os.path.join(KUBECTL_DIR, f"kubectl.{version}")
+
+
+class KiteServer:
+    """A `kite server` process with its own data dir and kubeconfig."""
+
+    def __init__(self, workdir, port=6443):
+        self.workdir = workdir
+        self.data_dir = os.path.join(workdir, "data")
+        self.kubeconfig = os.path.join(workdir, "kite.yaml")
+        self.port = port
+        self.proc = None
+        self.log_path = os.path.join(workdir, "kite.log")
+
+    @property
+    def tls_dir(self):
+        return os.path.join(self.data_dir, "server", "tls")
+
+    @property
+    def ca_path(self):
+        return os.path.join(self.tls_dir, "server-ca.crt")
+
+    @property
+    def url(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    def args(self, extra=()):
+        return [
+            KITE_BIN, "server",
+            "--data-dir", self.data_dir,
+            "--write-kubeconfig", self.kubeconfig,
+            "--https-listen-port", str(self.port),
+            "--config", os.path.join(self.workdir, "no-config.yaml"),
+            *extra,
+        ]
+
+    def start(self, extra=(), wait=True):
+        if not in_own_netns():
+            pytest.fail("refusing to start a cluster in the machine's network namespace; use tests/run.sh")
+        # An empty config file keeps /etc/kite/config.yaml of the machine out of the test.
+        open(os.path.join(self.workdir, "no-config.yaml"), "w").close()
+        self.log = open(self.log_path, "ab")
+        started = time.monotonic()
+        self.proc = subprocess.Popen(self.args(extra), stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+        return time.monotonic() - started
+
+    def wait_ready(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"kite exited with {self.proc.returncode}:\n{self.read_log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise AssertionError(f"kite not ready in {timeout}s:\n{self.read_log()}")
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.close()
+
+    def kubectl(self, *args, version="1.33", check=True, input=None, timeout=60):
+        cmd = [kubectl_path(version), "--kubeconfig", self.kubeconfig, *args]
+        result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def kubeconfig_ca_pem(self):
+        text = open(self.kubeconfig).read()
+        m = re.search(r"certificate-authority-data:\s*(\S+)", text)
+        assert m, text
+        return base64.b64decode(m.group(1))
+
+    def curl(self, path, *extra):
+        """curl against the server; returns (http code, body, http version)."""
+        out = subprocess.run(
+            ["curl", "-sS", "--cacert", self.ca_path, "-o", "-", "-w", "\n%{http_code} %{http_version}",
+             *extra, f"{self.url}{path}"],
+            capture_output=True, text=True, timeout=20,
+        )
+        assert out.returncode == 0, out.stderr
+        body, _, tail = out.stdout.rpartition("\n")
+        code, version = tail.split()
+        return int(code), body, version
+
+
+@pytest.fixture
+def workdir():
+    d = tempfile.mkdtemp(prefix="kite-e2e-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def kite_server(workdir):
+    server = KiteServer(workdir)
+    yield server
+    server.stop(signal.SIGKILL if server.proc and server.proc.poll() is None else signal.SIGTERM)
+
+
+def run_kite(*args, timeout=20, env=None):
+    """Runs a short kite command and returns the CompletedProcess."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([KITE_BIN, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
