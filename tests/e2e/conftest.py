@@ -121,8 +121,11 @@ class KiteServer:
                 self.proc.wait()
             self.log.close()
 
+    def kubectl_cmd(self, *args, version="1.33"):
+        return [kubectl_path(version), "--kubeconfig", self.kubeconfig, *args]
+
     def kubectl(self, *args, version="1.33", check=True, input=None, timeout=60):
-        cmd = [kubectl_path(version), "--kubeconfig", self.kubeconfig, *args]
+        cmd = self.kubectl_cmd(*args, version=version)
         result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr}")

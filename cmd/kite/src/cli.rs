@@ -60,12 +60,24 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct CommonArgs {
     /// Config file; its keys are the long flag names (e.g. `tls-san: [a, b]`).
-    #[arg(short = 'c', long, env = "KITE_CONFIG_FILE", value_name = "FILE",
-          default_value = "/etc/kite/config.yaml", help_heading = "General")]
+    #[arg(
+        short = 'c',
+        long,
+        env = "KITE_CONFIG_FILE",
+        value_name = "FILE",
+        default_value = "/etc/kite/config.yaml",
+        help_heading = "General"
+    )]
     pub config: PathBuf,
 
     /// Folder holding all state [default: /var/lib/kite, or ~/.kite when not root].
-    #[arg(short = 'd', long, env = "KITE_DATA_DIR", value_name = "DIR", help_heading = "General")]
+    #[arg(
+        short = 'd',
+        long,
+        env = "KITE_DATA_DIR",
+        value_name = "DIR",
+        help_heading = "General"
+    )]
     pub data_dir: Option<PathBuf>,
 
     /// Log line format.
@@ -92,22 +104,42 @@ pub struct ServerArgs {
     pub https_listen_port: u16,
 
     /// Address the API server binds to.
-    #[arg(long, env = "KITE_BIND_ADDRESS", value_name = "IP", default_value = "0.0.0.0",
-          help_heading = "Listener")]
+    #[arg(
+        long,
+        env = "KITE_BIND_ADDRESS",
+        value_name = "IP",
+        default_value = "0.0.0.0",
+        help_heading = "Listener"
+    )]
     pub bind_address: IpAddr,
 
     /// Address advertised to the cluster for the API server [default: node-ip].
-    #[arg(long, env = "KITE_ADVERTISE_ADDRESS", value_name = "IP", help_heading = "Listener")]
+    #[arg(
+        long,
+        env = "KITE_ADVERTISE_ADDRESS",
+        value_name = "IP",
+        help_heading = "Listener"
+    )]
     pub advertise_address: Option<IpAddr>,
 
     /// Extra hostname or IP for the serving certificate (repeatable).
-    #[arg(long = "tls-san", env = "KITE_TLS_SAN", value_name = "NAME|IP",
-          value_delimiter = ',', help_heading = "Listener")]
+    #[arg(
+        long = "tls-san",
+        env = "KITE_TLS_SAN",
+        value_name = "NAME|IP",
+        value_delimiter = ',',
+        help_heading = "Listener"
+    )]
     pub tls_san: Vec<String>,
 
     /// Write the admin kubeconfig to this file.
-    #[arg(short = 'o', long, env = "KITE_KUBECONFIG_OUTPUT", value_name = "FILE",
-          help_heading = "Client")]
+    #[arg(
+        short = 'o',
+        long,
+        env = "KITE_KUBECONFIG_OUTPUT",
+        value_name = "FILE",
+        help_heading = "Client"
+    )]
     pub write_kubeconfig: Option<PathBuf>,
 
     /// Mode of the written kubeconfig, in octal.
@@ -116,8 +148,14 @@ pub struct ServerArgs {
     pub write_kubeconfig_mode: u32,
 
     /// Shared secret agents use to join [default: generated and kept in <data-dir>/server/token].
-    #[arg(short = 't', long, env = "KITE_TOKEN", value_name = "SECRET", hide_env_values = true,
-          help_heading = "Cluster")]
+    #[arg(
+        short = 't',
+        long,
+        env = "KITE_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true,
+        help_heading = "Cluster"
+    )]
     pub token: Option<String>,
 
     /// Pod network: each node gets a /24 from it.
@@ -131,8 +169,13 @@ pub struct ServerArgs {
     pub service_cidr: IpNet,
 
     /// Address of the cluster DNS service (inside --service-cidr).
-    #[arg(long, env = "KITE_CLUSTER_DNS", value_name = "IP", default_value = "10.43.0.10",
-          help_heading = "Networking")]
+    #[arg(
+        long,
+        env = "KITE_CLUSTER_DNS",
+        value_name = "IP",
+        default_value = "10.43.0.10",
+        help_heading = "Networking"
+    )]
     pub cluster_dns: IpAddr,
 
     /// Cluster domain.
@@ -146,13 +189,24 @@ pub struct ServerArgs {
     pub service_node_port_range: PortRange,
 
     /// Do not run a packaged component (repeatable).
-    #[arg(long, env = "KITE_DISABLE", value_name = "COMPONENT", value_enum,
-          value_delimiter = ',', help_heading = "Components")]
+    #[arg(
+        long,
+        env = "KITE_DISABLE",
+        value_name = "COMPONENT",
+        value_enum,
+        value_delimiter = ',',
+        help_heading = "Components"
+    )]
     pub disable: Vec<Component>,
 
     /// Datastore: empty for the embedded SQLite, or sqlite:///path/to/state.db.
-    #[arg(long, env = "KITE_DATASTORE_ENDPOINT", value_name = "URL", default_value = "",
-          help_heading = "Datastore")]
+    #[arg(
+        long,
+        env = "KITE_DATASTORE_ENDPOINT",
+        value_name = "URL",
+        default_value = "",
+        help_heading = "Datastore"
+    )]
     pub datastore_endpoint: String,
 
     #[command(flatten)]
@@ -181,12 +235,24 @@ pub struct AgentArgs {
     pub common: CommonArgs,
 
     /// Server to join, e.g. https://10.0.0.1:6443.
-    #[arg(short = 's', long, env = "KITE_URL", value_name = "URL", help_heading = "Cluster")]
+    #[arg(
+        short = 's',
+        long,
+        env = "KITE_URL",
+        value_name = "URL",
+        help_heading = "Cluster"
+    )]
     pub server: String,
 
     /// Join token, as printed by `kite token` on the server.
-    #[arg(short = 't', long, env = "KITE_TOKEN", value_name = "TOKEN", hide_env_values = true,
-          help_heading = "Cluster")]
+    #[arg(
+        short = 't',
+        long,
+        env = "KITE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        help_heading = "Cluster"
+    )]
     pub token: String,
 
     #[command(flatten)]
@@ -198,7 +264,11 @@ pub struct AgentArgs {
 #[derive(Debug, Args)]
 pub struct KubectlArgs {
     /// Arguments passed to kubectl.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "KUBECTL ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "KUBECTL ARGS"
+    )]
     pub args: Vec<std::ffi::OsString>,
 }
 
@@ -355,7 +425,13 @@ mod tests {
         assert!(cidr("10.42.0.0/33").is_err());
         assert!(cidr("10.42.0.1/16").is_err());
         assert!(cidr("fd00::/64").is_ok());
-        assert_eq!(port_range("30000-32767"), Ok(PortRange { first: 30000, last: 32767 }));
+        assert_eq!(
+            port_range("30000-32767"),
+            Ok(PortRange {
+                first: 30000,
+                last: 32767
+            })
+        );
         assert!(port_range("32767-30000").is_err());
         assert_eq!(file_mode("644"), Ok(0o644));
         assert!(file_mode("0999").is_err());

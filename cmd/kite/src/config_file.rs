@@ -63,7 +63,10 @@ fn config_flag(args: &[OsString]) -> Option<PathBuf> {
         if let Some(value) = arg.strip_prefix("--config=") {
             return Some(PathBuf::from(value));
         }
-        if let Some(value) = arg.strip_prefix("-c").filter(|v| !v.is_empty() && !arg.starts_with("--")) {
+        if let Some(value) = arg
+            .strip_prefix("-c")
+            .filter(|v| !v.is_empty() && !arg.starts_with("--"))
+        {
             return Some(PathBuf::from(value.trim_start_matches('=')));
         }
     }
@@ -78,7 +81,12 @@ fn flags_from_yaml(subcommand: &str, path: &Path, text: &str) -> Result<Vec<OsSt
         serde_saphyr::from_str(text).map_err(|e| {
             // The parser's message carries a multi-line source excerpt; its first line says it all.
             let first = e.to_string();
-            let first = first.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            let first = first
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
             anyhow::anyhow!("--config: {} is not valid YAML: {first}", path.display())
         })?
     };
@@ -127,11 +135,17 @@ fn flags_from_yaml(subcommand: &str, path: &Path, text: &str) -> Result<Vec<OsSt
                     );
                 }
                 for item in items {
-                    flags.push(OsString::from(format!("--{key}={}", scalar(&key, path, &item)?)));
+                    flags.push(OsString::from(format!(
+                        "--{key}={}",
+                        scalar(&key, path, &item)?
+                    )));
                 }
             }
             other => {
-                flags.push(OsString::from(format!("--{key}={}", scalar(&key, path, &other)?)));
+                flags.push(OsString::from(format!(
+                    "--{key}={}",
+                    scalar(&key, path, &other)?
+                )));
             }
         }
     }
@@ -168,14 +182,27 @@ mod tests {
     fn config_values_are_inserted_before_the_users_flags() {
         let file = write("https-listen-port: 7443\ntls-san:\n  - a.example\n  - 10.0.0.9\n");
         let path = file.path().to_string_lossy().into_owned();
-        let out = expand_args(args(&["kite", "server", "-c", &path, "--https-listen-port", "8443"]))
-            .expect("expand");
+        let out = expand_args(args(&[
+            "kite",
+            "server",
+            "-c",
+            &path,
+            "--https-listen-port",
+            "8443",
+        ]))
+        .expect("expand");
         assert_eq!(
             out,
             args(&[
-                "kite", "server",
-                "--https-listen-port=7443", "--tls-san=a.example", "--tls-san=10.0.0.9",
-                "-c", &path, "--https-listen-port", "8443",
+                "kite",
+                "server",
+                "--https-listen-port=7443",
+                "--tls-san=a.example",
+                "--tls-san=10.0.0.9",
+                "-c",
+                &path,
+                "--https-listen-port",
+                "8443",
             ])
         );
     }
@@ -196,7 +223,10 @@ mod tests {
         let error = expand_args(args(&["kite", "server", "--config=/nonexistent/kite.yaml"]))
             .expect_err("missing")
             .to_string();
-        assert!(error.starts_with("--config: cannot read /nonexistent/kite.yaml"), "{error}");
+        assert!(
+            error.starts_with("--config: cannot read /nonexistent/kite.yaml"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub fn init(format: LogFormat, verbosity: u8) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // Dependencies stay at warn unless asked: their debug output drowns kite's.
-        EnvFilter::new(format!("warn,kite={level},kite_apiserver={level},kite_store={level},kite_pki={level}"))
+        EnvFilter::new(format!(
+            "warn,kite={level},kite_apiserver={level},kite_store={level},kite_pki={level}"
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -12,7 +12,7 @@ mod config_file;
 mod logging;
 mod paths;
 
-use clap::{FromArgMatches, CommandFactory};
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -62,7 +62,10 @@ fn clap_error(error: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = error.render().to_string();
-            let line = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("error: invalid arguments");
+            let line = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("error: invalid arguments");
             eprintln!("{line}");
             ExitCode::from(2)
         }

@@ -4,8 +4,15 @@
 //! wire shapes kite produces itself (such as [`Status`] error bodies and the
 //! [`VersionInfo`] served at `/version`). Start at [`status`].
 
+pub mod defaults;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
 pub mod resources;
+pub mod schema;
+pub mod selector;
 pub mod status;
+pub mod table;
 pub mod validation;
 pub mod version;
 

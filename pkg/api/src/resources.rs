@@ -9,7 +9,14 @@ use serde::Serialize;
 
 /// The verbs of an ordinary read-write resource.
 pub const STANDARD_VERBS: &[&str] = &[
-    "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
 ];
 /// Verbs of review resources that only accept `create` (TokenReview, SubjectAccessReview...).
 pub const CREATE_ONLY: &[&str] = &["create"];
@@ -204,8 +211,15 @@ fn subresource(parent: &Row, name: &str) -> SubresourceInfo {
         "token" => ("authentication.k8s.io", "v1", "TokenRequest", CREATE_ONLY),
         "log" => ("", "v1", "Pod", &["get"]),
         "exec" | "attach" | "portforward" => ("", "v1", "PodExecOptions", &["create", "get"]),
-        "proxy" => ("", "v1", "NodeProxyOptions", &["create", "delete", "get", "patch", "update"]),
-        "ephemeralcontainers" | "resize" => (group, version, parent.kind, &["get", "patch", "update"]),
+        "proxy" => (
+            "",
+            "v1",
+            "NodeProxyOptions",
+            &["create", "delete", "get", "patch", "update"],
+        ),
+        "ephemeralcontainers" | "resize" => {
+            (group, version, parent.kind, &["get", "patch", "update"])
+        }
         "finalize" => ("", "v1", "Namespace", &["update"]),
         "approval" => (group, version, parent.kind, &["get", "patch", "update"]),
         _ => (group, version, parent.kind, &["get"]),
@@ -265,7 +279,11 @@ mod tests {
         let all = builtin();
         let mut seen = std::collections::BTreeSet::new();
         for r in &all {
-            assert!(seen.insert((r.api_version(), r.plural.clone())), "{} twice", r.group_resource());
+            assert!(
+                seen.insert((r.api_version(), r.plural.clone())),
+                "{} twice",
+                r.group_resource()
+            );
         }
         assert!(all.len() > 50);
     }
@@ -273,12 +291,22 @@ mod tests {
     #[test]
     fn deployments_advertise_scale_and_status() {
         let all = builtin();
-        let deploy = all.iter().find(|r| r.plural == "deployments").expect("deployments");
+        let deploy = all
+            .iter()
+            .find(|r| r.plural == "deployments")
+            .expect("deployments");
         assert_eq!(deploy.api_version(), "apps/v1");
         assert_eq!(deploy.short_names, ["deploy"]);
         assert_eq!(deploy.categories, ["all"]);
         let scale = deploy.subresource("scale").expect("scale");
-        assert_eq!((scale.group.as_str(), scale.version.as_str(), scale.kind.as_str()), ("autoscaling", "v1", "Scale"));
+        assert_eq!(
+            (
+                scale.group.as_str(),
+                scale.version.as_str(),
+                scale.kind.as_str()
+            ),
+            ("autoscaling", "v1", "Scale")
+        );
         assert!(deploy.allows("watch"));
     }
 }

@@ -77,6 +77,10 @@ mod tests {
         assert_eq!(json["major"], "1");
         assert_eq!(json["minor"], "33");
         assert_eq!(json["gitVersion"], "v1.33.0+kite");
-        assert!(json["platform"].as_str().is_some_and(|p| p.starts_with("linux/")));
+        assert!(
+            json["platform"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("linux/"))
+        );
     }
 }

@@ -28,11 +28,19 @@ pub struct Api {
     caches: RwLock<HashMap<String, Arc<WatchCache>>>,
     /// `host:port` clients should use, for `/api`'s `serverAddressByClientCIDRs`.
     pub server_address: String,
+    /// Authentication and authorization.
+    pub auth: Arc<crate::auth::Auth>,
+    /// ClusterIP and NodePort allocation.
+    pub allocator: crate::allocator::Allocator,
+    /// The OpenAPI documents.
+    pub openapi: crate::openapi::OpenApi,
 }
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Api").field("server_address", &self.server_address).finish_non_exhaustive()
+        f.debug_struct("Api")
+            .field("server_address", &self.server_address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,7 +62,20 @@ pub struct Call<'a> {
     pub user: &'a UserInfo,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    /// A copy of this call sharing everything but the body (which is cheap to clone).
+    pub fn shallow(&self) -> Call<'a> {
+        Call {
+            api: self.api,
+            resource: self.resource.clone(),
+            request: self.request.clone(),
+            query: self.query,
+            headers: self.headers,
+            body: self.body.clone(),
+            user: self.user,
+        }
+    }
+
     /// A query parameter, percent-decoded.
     pub fn param(&self, key: &str) -> Option<String> {
         request::query_param(self.query, key)
@@ -62,8 +83,10 @@ impl Call<'_> {
 
     /// Whether `dryRun=All` was asked for.
     pub fn dry_run(&self) -> ApiResult<bool> {
-        let values: Vec<String> =
-            request::query_params(self.query).filter(|(k, _)| k == "dryRun").map(|(_, v)| v).collect();
+        let values: Vec<String> = request::query_params(self.query)
+            .filter(|(k, _)| k == "dryRun")
+            .map(|(_, v)| v)
+            .collect();
         match values.as_slice() {
             [] => Ok(false),
             [v] if v == "All" => Ok(true),
@@ -77,7 +100,10 @@ impl Call<'_> {
 
     /// The namespace from the path (namespaced resources only).
     pub fn namespace(&self) -> Option<&str> {
-        self.request.namespace.as_deref().filter(|_| self.resource.namespaced)
+        self.request
+            .namespace
+            .as_deref()
+            .filter(|_| self.resource.namespaced)
     }
 
     /// The watch cache of this call's resource.
@@ -88,8 +114,27 @@ impl Call<'_> {
 
 impl Api {
     /// The API over `store`, serving `registry`.
-    pub fn new(registry: Arc<Registry>, store: Arc<dyn Backend>, server_address: String) -> Self {
-        Self { registry, store, caches: RwLock::new(HashMap::new()), server_address }
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Arc<dyn Backend>,
+        server_address: String,
+        auth: Arc<crate::auth::Auth>,
+    ) -> Self {
+        Self {
+            registry,
+            store,
+            caches: RwLock::new(HashMap::new()),
+            server_address,
+            auth,
+            allocator: crate::allocator::Allocator::default(),
+            openapi: crate::openapi::OpenApi::default(),
+        }
+    }
+
+    /// Allocates Service addresses from `network`.
+    pub fn with_service_network(mut self, network: crate::allocator::ServiceNetwork) -> Self {
+        self.allocator.network = network;
+        self
     }
 
     /// Starts the watch caches of every registered resource.
@@ -102,11 +147,24 @@ impl Api {
     /// The watch cache of a resource, started on first use.
     pub fn cache(&self, resource: &ResourceInfo) -> Arc<WatchCache> {
         let prefix = objects::resource_prefix(resource);
-        if let Some(cache) = self.caches.read().unwrap_or_else(|e| e.into_inner()).get(&prefix) {
+        if let Some(cache) = self
+            .caches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&prefix)
+        {
             return cache.clone();
         }
         let mut caches = self.caches.write().unwrap_or_else(|e| e.into_inner());
-        caches.entry(prefix.clone()).or_insert_with(|| WatchCache::start(self.store.clone(), prefix)).clone()
+        caches
+            .entry(prefix.clone())
+            .or_insert_with(|| WatchCache::start(self.store.clone(), prefix))
+            .clone()
+    }
+
+    /// Schemas of the served custom resources, for OpenAPI.
+    pub fn custom_resources(&self) -> Vec<kite_api::openapi::CustomResource> {
+        Vec::new()
     }
 
     /// Every watch cache, by key prefix (for metrics).
@@ -123,7 +181,19 @@ impl Api {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let path = request.uri().path().to_string();
-        if !(path == "/api" || path.starts_with("/api/") || path == "/apis" || path.starts_with("/apis/")) {
+        if path.starts_with("/openapi/") {
+            return self.openapi.answer(
+                &self.registry,
+                &self.custom_resources(),
+                &path,
+                request.headers(),
+            );
+        }
+        if !(path == "/api"
+            || path.starts_with("/api/")
+            || path == "/apis"
+            || path.starts_with("/apis/"))
+        {
             return None;
         }
         let query = request.uri().query().unwrap_or("").to_string();
@@ -138,39 +208,57 @@ impl Api {
                     Ok(body) => body,
                     Err(status) => return Some(body::status(&status)),
                 };
-                self.resource(resource_request, &query, &parts.headers, body, user).await
+                self.resource(resource_request, &query, &parts.headers, body, user)
+                    .await
             }
-            other if method == Method::GET || method == Method::HEAD => self.discovery(other, &parts.headers),
+            other if method == Method::GET || method == Method::HEAD => {
+                self.discovery(other, &parts.headers)
+            }
             _ => Err(kite_api::Status::failure(
                 kite_api::StatusReason::MethodNotAllowed,
-                format!("the server does not allow this method on the requested resource ({method})"),
+                format!(
+                    "the server does not allow this method on the requested resource ({method})"
+                ),
             )),
         };
         Some(response.unwrap_or_else(|status| body::status(&status)))
     }
 
     fn discovery(&self, path: ApiPath, headers: &HeaderMap) -> ApiResult<Response<Body>> {
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let aggregated = discovery::wants_aggregated(accept);
         let doc = match (&path, aggregated) {
             (ApiPath::LegacyRoot, Some(version)) | (ApiPath::GroupsRoot, Some(version)) => {
-                let doc = discovery::aggregated(&self.registry, path == ApiPath::LegacyRoot, version);
-                let mut response = body::json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default());
+                let doc =
+                    discovery::aggregated(&self.registry, path == ApiPath::LegacyRoot, version);
+                let mut response =
+                    body::json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default());
                 if let Ok(value) = discovery::aggregated_media_type(version).parse() {
                     response.headers_mut().insert(header::CONTENT_TYPE, value);
                 }
-                response.headers_mut().insert(header::VARY, header::HeaderValue::from_static("Accept"));
+                response
+                    .headers_mut()
+                    .insert(header::VARY, header::HeaderValue::from_static("Accept"));
                 return Ok(response);
             }
             (ApiPath::LegacyRoot, None) => discovery::legacy_versions(&self.server_address),
             (ApiPath::GroupsRoot, None) => discovery::group_list(&self.registry),
-            (ApiPath::Group(name), _) => discovery::group(&self.registry, name).ok_or_else(errors::no_such_resource)?,
+            (ApiPath::Group(name), _) => {
+                discovery::group(&self.registry, name).ok_or_else(errors::no_such_resource)?
+            }
             (ApiPath::GroupVersion { group, version }, _) => {
-                discovery::resource_list(&self.registry, group, version).ok_or_else(errors::no_such_resource)?
+                discovery::resource_list(&self.registry, group, version)
+                    .ok_or_else(errors::no_such_resource)?
             }
             (ApiPath::Resource(_), _) => return Err(errors::no_such_resource()),
         };
-        Ok(body::json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default()))
+        Ok(body::json(
+            StatusCode::OK,
+            serde_json::to_vec(&doc).unwrap_or_default(),
+        ))
     }
 
     async fn resource(
@@ -188,13 +276,50 @@ impl Api {
         if request.namespace.is_some() && !resource.namespaced {
             return Err(errors::no_such_resource());
         }
-        let call = Call { api: self, resource, request, query, headers, body, user };
+        let attributes = crate::auth::Attributes {
+            user,
+            verb: request.verb.as_str(),
+            resource_request: true,
+            group: &request.group,
+            resource: &request.resource,
+            subresource: request.subresource.as_deref().unwrap_or(""),
+            namespace: request.namespace.as_deref().unwrap_or(""),
+            name: request.name.as_deref().unwrap_or(""),
+            path: "",
+        };
+        if let crate::auth::Decision::Deny(reason) = self.auth.authorize(&attributes).await {
+            return Err(crate::auth::forbidden(&attributes, &reason));
+        }
+        // Creates go to the collection; updates and patches to one object.
+        let misplaced = match request.verb {
+            Verb::Create => request.name.is_some() && request.subresource.is_none(),
+            Verb::Update | Verb::Patch => request.name.is_none(),
+            _ => false,
+        };
+        if misplaced {
+            return Err(kite_api::Status::failure(
+                kite_api::StatusReason::MethodNotAllowed,
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+        let call = Call {
+            api: self,
+            resource,
+            request,
+            query,
+            headers,
+            body,
+            user,
+        };
         if let Some(sub) = call.request.subresource.clone() {
             return handlers::subresource(&call, &sub).await;
         }
         let verb = call.request.verb;
         if !call.resource.allows(verb.as_str()) {
             return Err(errors::method_not_allowed(&call.resource, verb.as_str()));
+        }
+        if let Some(r) = crate::auth::reviews::handle(&call).await {
+            return r;
         }
         match verb {
             Verb::Get => handlers::get::get(&call).await,
@@ -214,12 +339,23 @@ where
     B: http_body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match http_body_util::Limited::new(body, codec::MAX_BODY).collect().await {
+    match http_body_util::Limited::new(body, codec::MAX_BODY)
+        .collect()
+        .await
+    {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(kite_api::Status::failure(
-            kite_api::StatusReason::RequestEntityTooLarge,
-            "Request entity too large: limit is 3145728",
-        )),
-        Err(error) => Err(errors::bad_request(format!("cannot read the request body: {error}"))),
+        Err(error)
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(kite_api::Status::failure(
+                kite_api::StatusReason::RequestEntityTooLarge,
+                "Request entity too large: limit is 3145728",
+            ))
+        }
+        Err(error) => Err(errors::bad_request(format!(
+            "cannot read the request body: {error}"
+        ))),
     }
 }

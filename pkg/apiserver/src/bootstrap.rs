@@ -21,11 +21,27 @@ pub struct ApiEndpoint {
 }
 
 /// Creates the system objects that do not exist yet and refreshes the API endpoints.
-pub async fn ensure(store: &dyn Backend, registry: &Registry, endpoint: &ApiEndpoint) -> Result<(), kite_store::Error> {
+pub async fn ensure(
+    store: &dyn Backend,
+    registry: &Registry,
+    endpoint: &ApiEndpoint,
+) -> Result<(), kite_store::Error> {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        create_if_absent(store, registry, "", "namespaces", None, json!({"metadata": {"name": ns}})).await?;
+        create_if_absent(
+            store,
+            registry,
+            "",
+            "namespaces",
+            None,
+            json!({"metadata": {"name": ns}}),
+        )
+        .await?;
     }
-    let family = if endpoint.service_ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let family = if endpoint.service_ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    };
     let service = json!({
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {
@@ -40,7 +56,11 @@ pub async fn ensure(store: &dyn Backend, registry: &Registry, endpoint: &ApiEndp
         },
     });
     create_if_absent(store, registry, "", "services", Some("default"), service).await?;
-    let address_type = if endpoint.address.is_ipv4() { "IPv4" } else { "IPv6" };
+    let address_type = if endpoint.address.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    };
     let endpoints = json!({
         "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{
@@ -55,7 +75,15 @@ pub async fn ensure(store: &dyn Backend, registry: &Registry, endpoint: &ApiEndp
         "endpoints": [{"addresses": [endpoint.address.to_string()], "conditions": {"ready": true}}],
         "ports": [{"name": "https", "port": endpoint.port, "protocol": "TCP"}],
     });
-    put(store, registry, "discovery.k8s.io", "endpointslices", Some("default"), slice).await
+    put(
+        store,
+        registry,
+        "discovery.k8s.io",
+        "endpointslices",
+        Some("default"),
+        slice,
+    )
+    .await
 }
 
 async fn create_if_absent(
@@ -66,7 +94,10 @@ async fn create_if_absent(
     namespace: Option<&str>,
     mut obj: Value,
 ) -> Result<(), kite_store::Error> {
-    let Some(resource) = registry.all().into_iter().find(|r| r.group == group && r.plural == plural && r.preferred)
+    let Some(resource) = registry
+        .all()
+        .into_iter()
+        .find(|r| r.group == group && r.plural == plural && r.preferred)
     else {
         return Ok(());
     };
@@ -90,7 +121,10 @@ async fn put(
     namespace: Option<&str>,
     mut obj: Value,
 ) -> Result<(), kite_store::Error> {
-    let Some(resource) = registry.all().into_iter().find(|r| r.group == group && r.plural == plural && r.preferred)
+    let Some(resource) = registry
+        .all()
+        .into_iter()
+        .find(|r| r.group == group && r.plural == plural && r.preferred)
     else {
         return Ok(());
     };
@@ -104,7 +138,9 @@ async fn put(
             }
         }
         Some(kv) => {
-            let Ok(old) = objects::decode(&kv.value, kv.mod_revision) else { return Ok(()) };
+            let Ok(old) = objects::decode(&kv.value, kv.mod_revision) else {
+                return Ok(());
+            };
             if let Some(ns) = namespace {
                 objects::metadata_mut(&mut obj).insert("namespace".into(), json!(ns));
             }
@@ -113,7 +149,10 @@ async fn put(
             if obj == old {
                 return Ok(());
             }
-            store.update(&key, objects::encode(&obj), kv.mod_revision, 0).await.map(|_| ())
+            store
+                .update(&key, objects::encode(&obj), kv.mod_revision, 0)
+                .await
+                .map(|_| ())
         }
     }
 }

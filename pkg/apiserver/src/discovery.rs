@@ -27,7 +27,11 @@ pub fn wants_aggregated(accept: &str) -> Option<&'static str> {
                 return Some("v2beta1");
             }
         }
-        if params.first().is_some_and(|m| *m == "application/json" || *m == "*/*") && params.len() == 1 {
+        if params
+            .first()
+            .is_some_and(|m| *m == "application/json" || *m == "*/*")
+            && params.len() == 1
+        {
             return None;
         }
     }
@@ -64,7 +68,10 @@ fn groups(registry: &Registry) -> BTreeMap<String, Vec<(String, bool)>> {
 /// Kubernetes' version ordering: GA above beta above alpha, higher numbers first.
 fn version_priority(version: &str) -> (u8, u32, u32) {
     let rest = version.trim_start_matches('v');
-    let (major, tail) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
+    let (major, tail) = rest.split_at(
+        rest.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len()),
+    );
     let major: u32 = major.parse().unwrap_or(0);
     if tail.is_empty() {
         (3, major, 0)
@@ -88,7 +95,10 @@ fn group_json(name: &str, versions: &[(String, bool)]) -> Value {
 
 /// `/apis`: every group.
 pub fn group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = groups(registry).iter().map(|(name, versions)| group_json(name, versions)).collect();
+    let groups: Vec<Value> = groups(registry)
+        .iter()
+        .map(|(name, versions)| group_json(name, versions))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -103,7 +113,11 @@ pub fn group(registry: &Registry, name: &str) -> Option<Value> {
 }
 
 fn resources_of(registry: &Registry, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
-    registry.all().into_iter().filter(|r| r.group == group && r.version == version).collect()
+    registry
+        .all()
+        .into_iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect()
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`: the resources of one group version, if served.
@@ -143,8 +157,14 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             list.push(entry);
         }
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list}))
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list}),
+    )
 }
 
 /// Aggregated discovery for the core group (`legacy`) or every other group.
@@ -154,19 +174,32 @@ pub fn aggregated(registry: &Registry, legacy: bool, version: &str) -> Value {
         if r.group.is_empty() != legacy {
             continue;
         }
-        by_group.entry(r.group.clone()).or_default().entry(r.version.clone()).or_default().push(r);
+        by_group
+            .entry(r.group.clone())
+            .or_default()
+            .entry(r.version.clone())
+            .or_default()
+            .push(r);
     }
     let order = groups(registry);
     let mut items = Vec::new();
     for (group, versions) in by_group {
         let mut version_names: Vec<&String> = versions.keys().collect();
         if let Some(ordered) = order.get(&group) {
-            version_names.sort_by_key(|v| ordered.iter().position(|(o, _)| o == *v).unwrap_or(usize::MAX));
+            version_names.sort_by_key(|v| {
+                ordered
+                    .iter()
+                    .position(|(o, _)| o == *v)
+                    .unwrap_or(usize::MAX)
+            });
         }
         let versions: Vec<Value> = version_names
             .iter()
             .map(|v| {
-                let resources: Vec<Value> = versions[*v].iter().map(|r| aggregated_resource(r)).collect();
+                let resources: Vec<Value> = versions[*v]
+                    .iter()
+                    .map(|r| aggregated_resource(r))
+                    .collect();
                 json!({"version": v, "resources": resources, "freshness": "Current"})
             })
             .collect();
@@ -229,7 +262,9 @@ mod tests {
         assert_eq!(wants_aggregated(accept), Some("v2"));
         assert_eq!(wants_aggregated("application/json, */*"), None);
         assert_eq!(
-            wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"),
+            wants_aggregated(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+            ),
             Some("v2beta1")
         );
     }
@@ -245,8 +280,14 @@ mod tests {
     fn core_resource_list_has_subresources_with_their_kinds() {
         let doc = resource_list(&registry(), "apps", "v1").expect("apps/v1");
         let resources = doc["resources"].as_array().expect("resources");
-        let scale = resources.iter().find(|r| r["name"] == "deployments/scale").expect("scale");
-        assert_eq!((scale["group"].as_str(), scale["kind"].as_str()), (Some("autoscaling"), Some("Scale")));
+        let scale = resources
+            .iter()
+            .find(|r| r["name"] == "deployments/scale")
+            .expect("scale");
+        assert_eq!(
+            (scale["group"].as_str(), scale["kind"].as_str()),
+            (Some("autoscaling"), Some("Scale"))
+        );
         assert!(resource_list(&registry(), "apps", "v9").is_none());
     }
 

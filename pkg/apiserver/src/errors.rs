@@ -45,7 +45,10 @@ pub fn conflict(resource: &ResourceInfo, name: &str) -> Status {
 pub fn conflict_with(resource: &ResourceInfo, name: &str, why: &str) -> Status {
     Status::failure(
         StatusReason::Conflict,
-        format!("Operation cannot be fulfilled on {} {name:?}: {why}", resource.group_resource()),
+        format!(
+            "Operation cannot be fulfilled on {} {name:?}: {why}",
+            resource.group_resource()
+        ),
     )
     .with_details(details(resource, name))
 }
@@ -59,26 +62,42 @@ pub fn bad_request(message: impl Into<String>) -> Status {
 pub fn method_not_allowed(resource: &ResourceInfo, verb: &str) -> Status {
     Status::failure(
         StatusReason::MethodNotAllowed,
-        format!("{verb} is not supported on resources of kind {:?}", qualified_resource(&resource.group, &resource.plural)),
+        format!(
+            "{verb} is not supported on resources of kind {:?}",
+            qualified_resource(&resource.group, &resource.plural)
+        ),
     )
-    .with_details(StatusDetails { group: resource.group.clone(), kind: resource.plural.clone(), ..StatusDetails::default() })
+    .with_details(StatusDetails {
+        group: resource.group.clone(),
+        kind: resource.plural.clone(),
+        ..StatusDetails::default()
+    })
 }
 
 /// 404 for a path that names nothing served.
 pub fn no_such_resource() -> Status {
-    Status::failure(StatusReason::NotFound, "the server could not find the requested resource")
+    Status::failure(
+        StatusReason::NotFound,
+        "the server could not find the requested resource",
+    )
 }
 
 /// 500 for a failure inside the server; the cause is logged, not shown.
 pub fn internal(error: impl std::fmt::Display) -> Status {
     tracing::error!(%error, "internal error");
-    Status::failure(StatusReason::InternalError, format!("Internal error occurred: {error}"))
+    Status::failure(
+        StatusReason::InternalError,
+        format!("Internal error occurred: {error}"),
+    )
 }
 
 /// Maps a datastore failure to the status kube-apiserver gives for the same etcd failure.
 pub fn from_store(error: kite_store::Error) -> Status {
     match error {
-        kite_store::Error::Compacted { requested, compact_revision } => Status::failure(
+        kite_store::Error::Compacted {
+            requested,
+            compact_revision,
+        } => Status::failure(
             StatusReason::Expired,
             format!("too old resource version: {requested} ({compact_revision})"),
         ),

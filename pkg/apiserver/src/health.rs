@@ -25,7 +25,9 @@ pub struct HealthCheck {
 
 impl std::fmt::Debug for HealthCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HealthCheck").field("name", &self.name).finish()
+        f.debug_struct("HealthCheck")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -87,14 +89,17 @@ impl Health {
     }
 
     /// Answers a health request.
-    pub async fn answer(&self, endpoint: Endpoint, single: Option<&str>, query: &str) -> Response<Body> {
+    pub async fn answer(
+        &self,
+        endpoint: Endpoint,
+        single: Option<&str>,
+        query: &str,
+    ) -> Response<Body> {
         let verbose = query_flag(query, "verbose");
         let excluded: Vec<String> = query_values(query, "exclude");
 
-        let mut results: Vec<(String, Result<(), String>)> = vec![
-            ("ping".to_string(), Ok(())),
-            ("log".to_string(), Ok(())),
-        ];
+        let mut results: Vec<(String, Result<(), String>)> =
+            vec![("ping".to_string(), Ok(())), ("log".to_string(), Ok(()))];
         for check in &self.checks {
             results.push((check.name.clone(), (check.probe)().await));
         }
@@ -183,7 +188,12 @@ mod tests {
 
     async fn text_of(response: Response<Body>) -> (StatusCode, String) {
         let code = response.status();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         (code, String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -221,7 +231,10 @@ mod tests {
     #[tokio::test]
     async fn single_checks_are_addressable_by_path() {
         let health = Health::new(vec![failing("etcd")]);
-        assert_eq!(Endpoint::parse("/readyz/etcd"), Some((Endpoint::Readyz, Some("etcd"))));
+        assert_eq!(
+            Endpoint::parse("/readyz/etcd"),
+            Some((Endpoint::Readyz, Some("etcd")))
+        );
         assert_eq!(Endpoint::parse("/readyz"), Some((Endpoint::Readyz, None)));
         assert_eq!(Endpoint::parse("/api"), None);
         let (code, _) = text_of(health.answer(Endpoint::Readyz, Some("ping"), "").await).await;

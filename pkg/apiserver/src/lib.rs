@@ -7,17 +7,22 @@
 //! [`api`] for the resource API (`/api`, `/apis`), whose verbs live in
 //! [`handlers`] and whose per-kind rules live in [`strategy`].
 
+pub mod allocator;
 pub mod api;
+pub mod auth;
 pub mod authn;
 pub mod body;
 pub mod bootstrap;
 pub mod codec;
 pub mod discovery;
 pub mod errors;
+pub mod field_validation;
 pub mod filter;
 pub mod handlers;
 pub mod health;
+pub mod namespace_finalizer;
 pub mod objects;
+pub mod openapi;
 pub mod output;
 pub mod registry;
 pub mod request;

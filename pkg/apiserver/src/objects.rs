@@ -13,7 +13,11 @@ use serde_json::{Map, Value};
 
 /// The key prefix of every object of a resource.
 pub fn resource_prefix(resource: &ResourceInfo) -> String {
-    let group = if resource.group.is_empty() { "core" } else { &resource.group };
+    let group = if resource.group.is_empty() {
+        "core"
+    } else {
+        &resource.group
+    };
     format!("/registry/{group}/{}/", resource.plural)
 }
 
@@ -43,7 +47,10 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
 
 /// A string field of `metadata`, empty when absent.
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// The object's name.
@@ -58,7 +65,10 @@ pub fn namespace(obj: &Value) -> &str {
 
 /// Sets `metadata.resourceVersion`.
 pub fn set_resource_version(obj: &mut Value, revision: i64) {
-    metadata_mut(obj).insert("resourceVersion".into(), Value::String(revision.to_string()));
+    metadata_mut(obj).insert(
+        "resourceVersion".into(),
+        Value::String(revision.to_string()),
+    );
 }
 
 /// The stored form: JSON without `metadata.resourceVersion`.
@@ -107,7 +117,22 @@ pub fn new_uid() -> String {
     b[8] = (b[8] & 0x3f) | 0x80;
     format!(
         "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+        b[0],
+        b[1],
+        b[2],
+        b[3],
+        b[4],
+        b[5],
+        b[6],
+        b[7],
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
     )
 }
 
@@ -115,7 +140,9 @@ pub fn new_uid() -> String {
 pub fn name_suffix() -> String {
     // Kubernetes' alphabet: no vowels (no words) and no look-alike characters.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -128,7 +155,10 @@ mod tests {
         let all = kite_api::resources::builtin();
         let pods = all.iter().find(|r| r.plural == "pods").expect("pods");
         let nodes = all.iter().find(|r| r.plural == "nodes").expect("nodes");
-        assert_eq!(key(pods, Some("default"), "web"), "/registry/core/pods/default/web");
+        assert_eq!(
+            key(pods, Some("default"), "web"),
+            "/registry/core/pods/default/web"
+        );
         assert_eq!(prefix(pods, None), "/registry/core/pods/");
         assert_eq!(key(nodes, None, "n1"), "/registry/core/nodes/n1");
         assert_eq!(key(nodes, Some("ignored"), "n1"), "/registry/core/nodes/n1");
@@ -150,7 +180,11 @@ mod tests {
         assert_eq!(&uid[14..15], "4");
         let suffix = name_suffix();
         assert_eq!(suffix.len(), 5);
-        assert!(suffix.bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)));
+        assert!(
+            suffix
+                .bytes()
+                .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
+        );
         assert!(now_rfc3339().ends_with('Z'));
     }
 }

@@ -37,7 +37,10 @@ impl Registry {
         inner.resources.clear();
         for r in resources {
             let r = Arc::new(r);
-            inner.by_path.insert((r.group.clone(), r.version.clone(), r.plural.clone()), r.clone());
+            inner.by_path.insert(
+                (r.group.clone(), r.version.clone(), r.plural.clone()),
+                r.clone(),
+            );
             inner.resources.push(r);
         }
         inner.generation += 1;
@@ -46,17 +49,27 @@ impl Registry {
     /// The resource served at `group/version/plural`.
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        inner.by_path.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
+        inner
+            .by_path
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .cloned()
     }
 
     /// Every served resource, in discovery order.
     pub fn all(&self) -> Vec<Arc<ResourceInfo>> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).resources.clone()
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .resources
+            .clone()
     }
 
     /// A number that changes whenever the set of resources changes (for caches).
     pub fn generation(&self) -> u64 {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).generation
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
     }
 
     /// Adds or replaces the resources of a custom resource definition.
@@ -65,7 +78,11 @@ impl Registry {
         for r in resources {
             let key = (r.group.clone(), r.version.clone(), r.plural.clone());
             let r = Arc::new(r);
-            match inner.resources.iter().position(|e| (&e.group, &e.version, &e.plural) == (&key.0, &key.1, &key.2)) {
+            match inner
+                .resources
+                .iter()
+                .position(|e| (&e.group, &e.version, &e.plural) == (&key.0, &key.1, &key.2))
+            {
                 Some(i) => inner.resources[i] = r.clone(),
                 None => inner.resources.push(r.clone()),
             }
@@ -77,8 +94,12 @@ impl Registry {
     /// Removes every version of `plural.group` (a deleted CRD).
     pub fn remove(&self, group: &str, plural: &str) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        inner.resources.retain(|r| !(r.group == group && r.plural == plural));
-        inner.by_path.retain(|(g, _, p), _| !(g == group && p == plural));
+        inner
+            .resources
+            .retain(|r| !(r.group == group && r.plural == plural));
+        inner
+            .by_path
+            .retain(|(g, _, p), _| !(g == group && p == plural));
         inner.generation += 1;
     }
 }

@@ -96,7 +96,10 @@ pub fn parse(method: &Method, path: &str, query: &str) -> Option<ApiPath> {
         _ => return None,
     };
     if rest.is_empty() {
-        return Some(ApiPath::GroupVersion { group: group.into(), version: version.into() });
+        return Some(ApiPath::GroupVersion {
+            group: group.into(),
+            version: version.into(),
+        });
     }
     let (legacy_watch, rest) = match rest {
         ["watch", rest @ ..] => (true, rest),
@@ -104,7 +107,9 @@ pub fn parse(method: &Method, path: &str, query: &str) -> Option<ApiPath> {
     };
     let (namespace, resource, name, subresource) = match rest {
         // `namespaces/<name>/status|finalize` are the namespace's own subresources.
-        ["namespaces", name, sub @ ("status" | "finalize")] => (None, "namespaces", Some(*name), Some(*sub)),
+        ["namespaces", name, sub @ ("status" | "finalize")] => {
+            (None, "namespaces", Some(*name), Some(*sub))
+        }
         ["namespaces", ns, resource, tail @ ..] => {
             let (name, sub) = name_and_sub(tail)?;
             (Some(*ns), *resource, name, sub)
@@ -117,7 +122,11 @@ pub fn parse(method: &Method, path: &str, query: &str) -> Option<ApiPath> {
         }
         [] => return None,
     };
-    if [Some(resource), namespace, name, subresource].iter().flatten().any(|s| s.is_empty()) {
+    if [Some(resource), namespace, name, subresource]
+        .iter()
+        .flatten()
+        .any(|s| s.is_empty())
+    {
         return None;
     }
     let watch_param = query_param(query, "watch").is_some_and(|v| v == "true" || v == "1");
@@ -178,16 +187,14 @@ pub fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -218,17 +225,40 @@ mod tests {
     #[test]
     fn paths_decode_like_kube_apiserver() {
         let r = resource(Method::GET, "/api/v1/namespaces/default/pods/web/log", "");
-        assert_eq!((r.group.as_str(), r.namespace.as_deref(), r.resource.as_str()), ("", Some("default"), "pods"));
-        assert_eq!((r.name.as_deref(), r.subresource.as_deref(), r.verb), (Some("web"), Some("log"), Verb::Get));
+        assert_eq!(
+            (
+                r.group.as_str(),
+                r.namespace.as_deref(),
+                r.resource.as_str()
+            ),
+            ("", Some("default"), "pods")
+        );
+        assert_eq!(
+            (r.name.as_deref(), r.subresource.as_deref(), r.verb),
+            (Some("web"), Some("log"), Verb::Get)
+        );
 
         let r = resource(Method::GET, "/apis/apps/v1/deployments", "watch=true");
-        assert_eq!((r.group.as_str(), r.namespace, r.verb), ("apps", None, Verb::Watch));
+        assert_eq!(
+            (r.group.as_str(), r.namespace, r.verb),
+            ("apps", None, Verb::Watch)
+        );
 
         let r = resource(Method::GET, "/api/v1/namespaces/kube-system", "");
-        assert_eq!((r.resource.as_str(), r.name.as_deref(), r.namespace), ("namespaces", Some("kube-system"), None));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.namespace),
+            ("namespaces", Some("kube-system"), None)
+        );
 
         let r = resource(Method::PUT, "/api/v1/namespaces/ns1/finalize", "");
-        assert_eq!((r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref()), ("namespaces", Some("ns1"), Some("finalize")));
+        assert_eq!(
+            (
+                r.resource.as_str(),
+                r.name.as_deref(),
+                r.subresource.as_deref()
+            ),
+            ("namespaces", Some("ns1"), Some("finalize"))
+        );
 
         let r = resource(Method::DELETE, "/api/v1/namespaces/default/configmaps", "");
         assert_eq!(r.verb, Verb::DeleteCollection);
@@ -239,14 +269,20 @@ mod tests {
         assert_eq!(parse(&Method::GET, "/apis", ""), Some(ApiPath::GroupsRoot));
         assert_eq!(
             parse(&Method::GET, "/apis/apps/v1", ""),
-            Some(ApiPath::GroupVersion { group: "apps".into(), version: "v1".into() })
+            Some(ApiPath::GroupVersion {
+                group: "apps".into(),
+                version: "v1".into()
+            })
         );
         assert_eq!(parse(&Method::GET, "/healthz", ""), None);
     }
 
     #[test]
     fn query_components_are_percent_decoded() {
-        assert_eq!(query_param("labelSelector=app%3Dweb%2Ctier+in+(a)", "labelSelector").as_deref(), Some("app=web,tier in (a)"));
+        assert_eq!(
+            query_param("labelSelector=app%3Dweb%2Ctier+in+(a)", "labelSelector").as_deref(),
+            Some("app=web,tier in (a)")
+        );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 /// Shared state behind every request.
 #[derive(Debug)]
 pub struct Router {
+    auth: Arc<crate::auth::Auth>,
     api: Option<Arc<crate::api::Api>>,
     health: Arc<Health>,
     version_json: Bytes,
@@ -25,11 +26,20 @@ impl Router {
     /// A router answering with the given health checks, version and server CA.
     pub fn new(health: Arc<Health>, version: &VersionInfo, server_ca_pem: Bytes) -> Self {
         Self {
+            auth: Arc::new(crate::auth::Auth::default()),
             api: None,
             health,
-            version_json: serde_json::to_vec_pretty(version).unwrap_or_default().into(),
+            version_json: serde_json::to_vec_pretty(version)
+                .unwrap_or_default()
+                .into(),
             server_ca_pem,
         }
+    }
+
+    /// Authenticates and authorizes requests with `auth`.
+    pub fn with_auth(mut self, auth: Arc<crate::auth::Auth>) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Serves the resource API from `api` under `/api` and `/apis`.
@@ -38,8 +48,12 @@ impl Router {
         self
     }
 
-    /// Answers one request from `user` (`None` when the caller presented no certificate).
-    pub async fn handle<B>(&self, request: Request<B>, user: Option<&UserInfo>) -> Response<Body>
+    /// Answers one request; `tls_user` is who the connection's client certificate names.
+    pub async fn handle<B>(
+        &self,
+        request: Request<B>,
+        tls_user: Option<Arc<UserInfo>>,
+    ) -> Response<Body>
     where
         B: http_body::Body + Send,
         B::Data: Send,
@@ -70,9 +84,10 @@ impl Router {
             }
         }
 
-        let Some(user) = user else {
+        let Some(user) = self.auth.authenticate(request.headers(), tls_user).await else {
             return body::status(&Status::unauthorized());
         };
+        let user = &*user;
         if let Some(api) = &self.api {
             if let Some(response) = api.handle(request, user).await {
                 return response;
@@ -100,11 +115,18 @@ mod tests {
     }
 
     fn get(path: &str) -> Request<http_body_util::Empty<Bytes>> {
-        Request::get(path).body(http_body_util::Empty::new()).expect("request")
+        Request::get(path)
+            .body(http_body_util::Empty::new())
+            .expect("request")
     }
 
     async fn json_of(response: Response<Body>) -> serde_json::Value {
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         serde_json::from_slice(&bytes).expect("json")
     }
 
@@ -123,13 +145,21 @@ mod tests {
         let response = router.handle(get("/version"), None).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(json_of(response).await["gitVersion"], "v1.33.0+kite");
-        assert_eq!(router.handle(get("/readyz"), None).await.status(), StatusCode::OK);
-        assert_eq!(router.handle(get("/cacerts"), None).await.status(), StatusCode::OK);
+        assert_eq!(
+            router.handle(get("/readyz"), None).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            router.handle(get("/cacerts"), None).await.status(),
+            StatusCode::OK
+        );
     }
 
     #[tokio::test]
     async fn writes_to_public_paths_still_need_credentials() {
-        let request = Request::post("/version").body(http_body_util::Empty::<Bytes>::new()).expect("request");
+        let request = Request::post("/version")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .expect("request");
         let response = router().handle(request, None).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
@@ -140,7 +170,7 @@ mod tests {
             name: "system:admin".into(),
             groups: vec!["system:masters".into()],
         };
-        let response = router().handle(get("/nope"), Some(&user)).await;
+        let response = router().handle(get("/nope"), Some(Arc::new(user))).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(json_of(response).await["reason"], "NotFound");
     }

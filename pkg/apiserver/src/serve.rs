@@ -44,6 +44,10 @@ pub struct Config {
     pub store: Arc<dyn kite_store::Backend>,
     /// Where pods and other nodes reach this API server.
     pub endpoint: crate::bootstrap::ApiEndpoint,
+    /// Token authentication: the service-account key, the node join token.
+    pub auth: crate::auth::AuthConfig,
+    /// Service ClusterIP and NodePort ranges.
+    pub service_network: crate::allocator::ServiceNetwork,
 }
 
 /// A configured API server, ready to [`Server::run`].
@@ -63,14 +67,34 @@ impl Server {
             &config.client_ca_pem,
         )?;
         let health = Arc::new(Health::new(config.checks));
-        let registry = Arc::new(crate::registry::Registry::new(kite_api::resources::builtin()));
+        let registry = Arc::new(crate::registry::Registry::new(
+            kite_api::resources::builtin(),
+        ));
         crate::bootstrap::ensure(&*config.store, &registry, &config.endpoint)
             .await
             .map_err(|e| crate::Error::Store(e.to_string()))?;
-        let server_address = std::net::SocketAddr::new(config.endpoint.address, config.endpoint.port).to_string();
-        let api = Arc::new(crate::api::Api::new(registry, config.store.clone(), server_address));
+        let server_address =
+            std::net::SocketAddr::new(config.endpoint.address, config.endpoint.port).to_string();
+        crate::auth::policy::ensure(&*config.store, &registry)
+            .await
+            .map_err(|e| crate::Error::Store(e.to_string()))?;
+        let auth = Arc::new(
+            crate::auth::Auth::new(config.auth).map_err(|e| crate::Error::Tls(e.to_string()))?,
+        );
+        let api = Arc::new(
+            crate::api::Api::new(registry, config.store.clone(), server_address, auth.clone())
+                .with_service_network(config.service_network),
+        );
         api.start_caches();
-        let router = Router::new(health.clone(), &config.version, Bytes::from(config.server_ca_pem)).with_api(api);
+        auth.attach(&api);
+        tokio::spawn(crate::namespace_finalizer::run(api.clone()));
+        let router = Router::new(
+            health.clone(),
+            &config.version,
+            Bytes::from(config.server_ca_pem),
+        )
+        .with_auth(auth)
+        .with_api(api);
         Ok(Self {
             listener: config.listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),
@@ -103,7 +127,8 @@ impl Server {
             let builder = builder.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(error)) => {
                         tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -125,7 +150,9 @@ impl Server {
                     let router = router.clone();
                     let user = user.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(router.handle(request, user.as_deref()).await)
+                        Ok::<_, std::convert::Infallible>(
+                            router.handle(request, user.clone()).await,
+                        )
                     }
                 });
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
@@ -137,7 +164,10 @@ impl Server {
 
         self.health.begin_shutdown();
         drop(self.listener);
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::info!("open connections did not finish in time; closing them");
         }
         Ok(())

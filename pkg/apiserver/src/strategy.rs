@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 fn tracks_generation(resource: &ResourceInfo) -> bool {
     matches!(
         (resource.group.as_str(), resource.kind.as_str()),
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
-            | ("", "ReplicationController")
+        (
+            "apps",
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+        ) | ("", "ReplicationController")
             | ("batch", "Job" | "CronJob")
             | ("networking.k8s.io", "Ingress" | "NetworkPolicy")
             | ("policy", "PodDisruptionBudget")
@@ -70,8 +72,17 @@ pub fn prepare_for_create(resource: &ResourceInfo, obj: &mut Value, namespace: O
                 map.remove("status");
             }
         }
-    } else {
-        initial_status(resource, obj);
+        return;
+    }
+    initial_status(resource, obj);
+    kite_api::defaults::apply(&resource.group, &resource.kind, obj);
+    match (resource.group.as_str(), resource.kind.as_str()) {
+        ("", "Pod") => kite_api::defaults::prepare_pod_for_create(obj),
+        ("batch", "Job") => {
+            let uid = objects::meta_str(obj, "uid").to_string();
+            kite_api::defaults::job_selector(obj, &uid);
+        }
+        _ => {}
     }
 }
 
@@ -90,7 +101,11 @@ fn initial_status(resource: &ResourceInfo, obj: &mut Value) {
         ("", "Service") => {
             obj["status"] = json!({"loadBalancer": {}});
         }
-        ("apps", _) | ("batch", _) | ("", "ReplicationController") | ("policy", _) | ("autoscaling", _)
+        ("apps", _)
+        | ("batch", _)
+        | ("", "ReplicationController")
+        | ("policy", _)
+        | ("autoscaling", _)
             if has_status(resource) =>
         {
             obj["status"] = json!({});
@@ -114,10 +129,33 @@ pub fn prepare_for_update(resource: &ResourceInfo, new: &mut Value, old: &Value)
         }
     }
     keep_server_metadata(new, old);
+    if !is_custom(resource) {
+        if resource.group.is_empty() && resource.kind == "Service" {
+            keep_service_allocations(new, old);
+        }
+        kite_api::defaults::apply(&resource.group, &resource.kind, new);
+    }
+    if resource.group.is_empty() && resource.kind == "Namespace" {
+        // spec.finalizers only changes through namespaces/<name>/finalize.
+        match old.pointer("/spec/finalizers") {
+            Some(f) => new["spec"]["finalizers"] = f.clone(),
+            None => {
+                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("finalizers");
+                }
+            }
+        }
+    }
     if tracks_generation(resource) {
-        let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         let changed = spec_of(new) != spec_of(old);
-        objects::metadata_mut(new).insert("generation".into(), json!(if changed { generation + 1 } else { generation }));
+        objects::metadata_mut(new).insert(
+            "generation".into(),
+            json!(if changed { generation + 1 } else { generation }),
+        );
     }
 }
 
@@ -138,10 +176,29 @@ pub fn prepare_for_status_update(resource: &ResourceInfo, new: &Value, old: &Val
     out
 }
 
+/// `namespaces/<name>/finalize`: only `spec.finalizers` changes.
+pub fn prepare_for_finalize(resource: &ResourceInfo, new: &Value, old: &Value) -> Value {
+    let mut out = old.clone();
+    out["apiVersion"] = json!(resource.api_version());
+    out["kind"] = json!(resource.kind);
+    let finalizers = new
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    out["spec"]["finalizers"] = finalizers;
+    out
+}
+
 fn keep_server_metadata(new: &mut Value, old: &Value) {
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let meta = objects::metadata_mut(new);
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
         match old_meta.get(field) {
             Some(value) => {
                 meta.insert(field.into(), value.clone());
@@ -166,14 +223,68 @@ fn spec_of(obj: &Value) -> Value {
     rest
 }
 
-/// Validation every kind shares: the object's name.
-pub fn validate_meta(obj: &Value) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let name = objects::name(obj);
-    if name.is_empty() {
-        errors.push(FieldError::required("metadata.name", "name or generateName is required"));
+/// A Service update that leaves out its allocated cluster IPs or node ports keeps them,
+/// as kube-apiserver's Service strategy does.
+fn keep_service_allocations(new: &mut Value, old: &Value) {
+    for field in ["clusterIP", "clusterIPs"] {
+        let missing = new
+            .pointer(&format!("/spec/{field}"))
+            .is_none_or(|v| v.is_null() || v == "");
+        if missing {
+            if let Some(value) = old.pointer(&format!("/spec/{field}")) {
+                new["spec"][field] = value.clone();
+            }
+        }
     }
-    errors
+    let old_ports = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+        for port in ports {
+            if port
+                .get("nodePort")
+                .is_some_and(|p| p.as_i64().unwrap_or(0) != 0)
+            {
+                continue;
+            }
+            let same = old_ports.iter().find(|o| {
+                o.get("port") == port.get("port")
+                    && o.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+                        == port
+                            .get("protocol")
+                            .and_then(Value::as_str)
+                            .unwrap_or("TCP")
+            });
+            if let Some(node_port) = same.and_then(|o| o.get("nodePort")) {
+                port["nodePort"] = node_port.clone();
+            }
+        }
+    }
+}
+
+/// The kind's validation on create (`old` is `None`) or update.
+pub fn validate(resource: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    if objects::name(obj).is_empty() {
+        return vec![FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        )];
+    }
+    if is_custom(resource) {
+        return kite_api::validation::validate_object_meta(
+            obj.get("metadata").unwrap_or(&Value::Null),
+            kite_api::validation::validate_name("", "CustomResource"),
+            "metadata",
+        );
+    }
+    match old {
+        None => kite_api::validation::validate_create(&resource.group, &resource.kind, obj),
+        Some(old) => {
+            kite_api::validation::validate_update(&resource.group, &resource.kind, obj, old)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -181,7 +292,10 @@ mod tests {
     use super::*;
 
     fn resource(plural: &str) -> ResourceInfo {
-        kite_api::resources::builtin().into_iter().find(|r| r.plural == plural).expect("resource")
+        kite_api::resources::builtin()
+            .into_iter()
+            .find(|r| r.plural == plural)
+            .expect("resource")
     }
 
     #[test]
@@ -204,11 +318,16 @@ mod tests {
     fn main_resource_updates_ignore_status_and_status_updates_ignore_spec() {
         let deploy = resource("deployments");
         let old = json!({"metadata": {"name": "w", "uid": "u"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
-        let mut new = json!({"metadata": {"name": "w"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
+        let mut new =
+            json!({"metadata": {"name": "w"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
         prepare_for_update(&deploy, &mut new, &old);
         assert_eq!(new["status"]["replicas"], 1);
         assert_eq!(new["metadata"]["uid"], "u");
-        let status = prepare_for_status_update(&deploy, &json!({"spec": {"replicas": 5}, "status": {"replicas": 2}}), &old);
+        let status = prepare_for_status_update(
+            &deploy,
+            &json!({"spec": {"replicas": 5}, "status": {"replicas": 2}}),
+            &old,
+        );
         assert_eq!(status["spec"]["replicas"], 1);
         assert_eq!(status["status"]["replicas"], 2);
     }

@@ -20,7 +20,9 @@ pub fn server_config(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Tls(format!("serving certificate: {e}")))?;
     if chain.is_empty() {
-        return Err(Error::Tls("serving certificate: no certificate in PEM".into()));
+        return Err(Error::Tls(
+            "serving certificate: no certificate in PEM".into(),
+        ));
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|e| Error::Tls(format!("serving key: {e}")))?;

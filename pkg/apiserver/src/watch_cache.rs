@@ -58,7 +58,12 @@ pub struct CachedObject {
 impl CachedObject {
     fn new(key: String, value: Value, revision: i64) -> Self {
         let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
-        Self { key, value, json, revision }
+        Self {
+            key,
+            value,
+            json,
+            revision,
+        }
     }
 
     /// The object's namespace.
@@ -135,7 +140,12 @@ impl WatchCache {
     pub fn start(store: Arc<dyn Backend>, prefix: String) -> Arc<Self> {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let (ready, _) = tokio::sync::watch::channel(false);
-        let cache = Arc::new(Self { prefix, state: RwLock::new(State::default()), live, ready });
+        let cache = Arc::new(Self {
+            prefix,
+            state: RwLock::new(State::default()),
+            live,
+            ready,
+        });
         let weak = Arc::downgrade(&cache);
         tokio::spawn(async move {
             loop {
@@ -154,18 +164,28 @@ impl WatchCache {
     }
 
     /// Lists everything, then applies store events until the store ends or fails.
-    async fn fill_and_follow(self: &Arc<Self>, store: &dyn Backend) -> Result<(), kite_store::Error> {
+    async fn fill_and_follow(
+        self: &Arc<Self>,
+        store: &dyn Backend,
+    ) -> Result<(), kite_store::Error> {
         let revision = store.current_revision().await?;
         let mut objects = BTreeMap::new();
         let mut start_after: Option<String> = None;
         loop {
-            let page = store.list(&self.prefix, start_after.as_deref(), 1000, revision).await?;
+            let page = store
+                .list(&self.prefix, start_after.as_deref(), 1000, revision)
+                .await?;
             for kv in &page.kvs {
                 match objects::decode(&kv.value, kv.mod_revision) {
                     Ok(value) => {
-                        objects.insert(kv.key.clone(), Arc::new(CachedObject::new(kv.key.clone(), value, kv.mod_revision)));
+                        objects.insert(
+                            kv.key.clone(),
+                            Arc::new(CachedObject::new(kv.key.clone(), value, kv.mod_revision)),
+                        );
                     }
-                    Err(error) => tracing::error!(key = %kv.key, %error, "undecodable object in the store; skipped"),
+                    Err(error) => {
+                        tracing::error!(key = %kv.key, %error, "undecodable object in the store; skipped")
+                    }
                 }
             }
             start_after = page.kvs.last().map(|kv| kv.key.clone());
@@ -208,19 +228,36 @@ impl WatchCache {
                 };
                 let object = Arc::new(CachedObject::new(key.clone(), value, revision));
                 state.objects.insert(key, object.clone());
-                let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
-                CachedEvent { kind, revision, object, prev }
+                let kind = if prev.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
+                CachedEvent {
+                    kind,
+                    revision,
+                    object,
+                    prev,
+                }
             }
             EventKind::Delete => {
                 state.objects.remove(&key);
                 // The deleted object is reported in its last state, at the delete revision.
                 let last = prev.as_ref().map(|p| p.value.clone()).or_else(|| {
-                    event.prev_kv.as_ref().and_then(|kv| objects::decode(&kv.value, revision).ok())
+                    event
+                        .prev_kv
+                        .as_ref()
+                        .and_then(|kv| objects::decode(&kv.value, revision).ok())
                 });
                 let Some(mut value) = last else { return };
                 objects::set_resource_version(&mut value, revision);
                 let object = Arc::new(CachedObject::new(key, value, revision));
-                CachedEvent { kind: EventType::Deleted, revision, object, prev }
+                CachedEvent {
+                    kind: EventType::Deleted,
+                    revision,
+                    object,
+                    prev,
+                }
             }
         };
         state.revision = revision;
@@ -242,7 +279,10 @@ impl WatchCache {
 
     /// The newest revision the cache has applied.
     pub fn revision(&self) -> i64 {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).revision
+        self.state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .revision
     }
 
     /// The current objects whose key starts with `prefix`, in key order, and the cache revision.
@@ -258,7 +298,10 @@ impl WatchCache {
     }
 
     /// Registers a watcher from `from_revision` (0: a snapshot of the current objects).
-    pub fn subscribe(&self, from_revision: i64) -> Result<(Start, broadcast::Receiver<CachedEvent>), StartError> {
+    pub fn subscribe(
+        &self,
+        from_revision: i64,
+    ) -> Result<(Start, broadcast::Receiver<CachedEvent>), StartError> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let receiver = self.live.subscribe();
         if from_revision == 0 {
@@ -266,15 +309,27 @@ impl WatchCache {
             return Ok((Start::Snapshot(objects, state.revision), receiver));
         }
         if from_revision < state.oldest {
-            return Err(StartError::TooOld { requested: from_revision, oldest: state.oldest });
+            return Err(StartError::TooOld {
+                requested: from_revision,
+                oldest: state.oldest,
+            });
         }
-        let events = state.history.iter().filter(|e| e.revision > from_revision).cloned().collect();
+        let events = state
+            .history
+            .iter()
+            .filter(|e| e.revision > from_revision)
+            .cloned()
+            .collect();
         Ok((Start::History(events), receiver))
     }
 
     /// Number of cached objects (for metrics).
     pub fn len(&self) -> usize {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).objects.len()
+        self.state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .objects
+            .len()
     }
 
     /// Whether the cache holds no objects.

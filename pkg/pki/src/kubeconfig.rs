@@ -162,9 +162,11 @@ pub fn write_kubeconfig(
     let config = Kubeconfig::new(server_url, cluster_ca_pem, client_cert_pem, client_key_pem);
     // Plain one-line scalars, as kubectl writes them: scripts grep these files.
     let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
-    let yaml = serde_saphyr::to_string_with_options(&config, options).map_err(|source| Error::KubeconfigEncode {
-        path: path.to_path_buf(),
-        source: Box::new(source),
+    let yaml = serde_saphyr::to_string_with_options(&config, options).map_err(|source| {
+        Error::KubeconfigEncode {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        }
     })?;
     write_atomic(path, yaml.as_bytes(), mode)
 }

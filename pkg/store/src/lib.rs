@@ -10,8 +10,12 @@
 //! Start at [`Backend`], the operations every datastore provides, and [`SqliteBackend`],
 //! the embedded implementation (`SqliteBackend::open(path, Config::default())`).
 //! Internals, one job per module: `schema` (connections, pragmas, tables), `writer`
-//! (the writer thread with group commit), `reader` (read-only connection pool and queries),
-//! `watch` (fan-out and replay), `compact` (compaction of old revisions).
+//! (the writer thread with group commit), `reader` (reader threads and queries), `watch`
+//! (fan-out and replay), `compact` (compaction of old revisions), `wal` (syncing commits,
+//! background checkpoints). `model` (feature `test-util`) is an in-memory reference model.
+//!
+//! Threads: one writer, `Config::readers` readers, one checkpointer; watchers are tokio
+//! tasks, so `watch` and the async operations need a tokio runtime.
 
 mod backend;
 mod compact;
@@ -23,6 +27,7 @@ mod reader;
 mod schema;
 mod sqlite;
 mod types;
+mod wal;
 mod watch;
 mod writer;
 

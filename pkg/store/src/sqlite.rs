@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::reader::ReaderPool;
 use crate::schema;
 use crate::types::{DeleteOutcome, KeyValue, ListResult, UpdateOutcome};
+use crate::wal::Wal;
 use crate::watch::{self, Hub, WatchStream};
 use crate::writer::{Request, Writer};
 
@@ -71,7 +72,8 @@ impl SqliteBackend {
         let revisions = schema::revisions(&conn)
             .map_err(|e| Error::sqlite("reading the current revision", path, e))?;
         let hub = Arc::new(Hub::default());
-        let writer = Writer::new(conn, path, Arc::clone(&hub), &config, revisions);
+        let wal = Wal::start(path)?;
+        let writer = Writer::new(conn, wal, path, Arc::clone(&hub), &config, revisions);
         let (requests, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("kite-store-writer".into())

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::schema::tombstone_kv;
 use crate::types::{DeleteOutcome, Event, EventKind, KeyValue, UpdateOutcome};
+use crate::wal::Wal;
 use crate::watch::{Batch, Hub};
 
 const LATEST: &str = "SELECT id, deleted, create_revision, lease, value FROM kine
@@ -138,12 +139,16 @@ pub(crate) struct Writer {
     revision: i64,
     compacted: i64,
     compactor: Compactor,
+    wal: Wal,
+    /// Set when the WAL could not be synced: the writer stops.
+    broken: bool,
 }
 
 impl Writer {
     /// Takes over an open write connection whose log is at `revision`/`compacted`.
     pub(crate) fn new(
         conn: Connection,
+        wal: Wal,
         path: &Path,
         hub: Arc<Hub>,
         config: &Config,
@@ -157,6 +162,8 @@ impl Writer {
             revision,
             compacted,
             compactor: Compactor::new(config, compacted),
+            wal,
+            broken: false,
         }
     }
 
@@ -169,8 +176,8 @@ impl Writer {
                     Err(TryRecvError::Empty) => None,
                     Err(TryRecvError::Disconnected) => break,
                 }
-            } else if let Some(next_run) = self.compactor.next_run() {
-                match requests.recv_timeout(next_run.saturating_duration_since(Instant::now())) {
+            } else if let Some(wake) = self.wake_at() {
+                match requests.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                     Ok(request) => Some(request),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -191,9 +198,36 @@ impl Writer {
                 }
                 self.commit(batch);
             }
-            self.compactor.schedule(Instant::now(), self.revision);
+            let now = Instant::now();
+            self.wal.idle(now);
+            self.compactor.schedule(now, self.revision);
             self.compact_one_step();
+            if self.broken {
+                tracing::error!(path = %self.path.display(), "store writer stopped");
+                break;
+            }
         }
+    }
+
+    /// When the writer has something to do even if no request comes.
+    fn wake_at(&self) -> Option<Instant> {
+        [self.compactor.next_run(), self.wal.idle_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Makes what was just committed durable; a failure stops the writer for good.
+    fn sync(&mut self) -> Result<()> {
+        let synced = self.wal.sync();
+        match &synced {
+            Ok(()) => self.wal.committed(),
+            Err(error) => {
+                tracing::error!(%error, "cannot make commits durable");
+                self.broken = true;
+            }
+        }
+        synced
     }
 
     /// Applies a batch in one transaction and answers it.
@@ -251,13 +285,15 @@ impl Writer {
                 Request::Compact { .. } => {}
             }
         }
-        if began
-            && failure.is_none()
-            && let Err(e) = self.execute("COMMIT")
-        {
-            failure = Some(Error::sqlite("committing writes", &self.path, e));
+        if began && failure.is_none() {
+            failure = match self.execute("COMMIT") {
+                Ok(()) => self.sync().err(),
+                Err(e) => Some(Error::sqlite("committing writes", &self.path, e)),
+            };
         }
-        if let Some(error) = &failure {
+        if self.broken {
+            // Committed but not known to be durable: nobody is told it succeeded.
+        } else if let Some(error) = &failure {
             tracing::error!(%error, "write transaction failed");
             if !self.conn.is_autocommit() {
                 let _ = self.execute("ROLLBACK");
@@ -464,6 +500,10 @@ impl Writer {
         };
         match step() {
             Ok(deleted) => {
+                if let Err(error) = self.sync() {
+                    self.compactor.failed(self.compacted, &error);
+                    return;
+                }
                 tracing::debug!(from = lo, to = hi, deleted, "compacted");
                 self.compacted = hi;
                 self.compactor.advanced(hi);

@@ -31,7 +31,9 @@ pub fn run(args: AgentArgs) -> Result<()> {
             args.server
         ),
         Some(_) => tracing::info!(server = %args.server, "server CA matches the join token"),
-        None => tracing::warn!("the token carries no CA hash; the server CA is trusted on first use"),
+        None => {
+            tracing::warn!("the token carries no CA hash; the server CA is trusted on first use")
+        }
     }
     bail!(
         "kite agent: the node agent (kubelet, container runtime, pod network) is not part of this build yet; run `kite server` on this machine instead"
@@ -56,7 +58,10 @@ fn parse_server(url: &str) -> Result<(String, u16)> {
     if host.is_empty() {
         bail!("--server: {url:?} names no host");
     }
-    Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port))
+    Ok((
+        host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        port,
+    ))
 }
 
 /// GETs `/cacerts` over TLS without trusting the answer: the caller checks its hash.
@@ -77,16 +82,23 @@ async fn fetch_cacerts(host: &str, port: u16) -> Result<Vec<u8>> {
         .await
         .with_context(|| format!("--server: TLS with {host}:{port} failed"))?;
     let request = format!("GET /cacerts HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    tls.write_all(request.as_bytes()).await.context("--server: request failed")?;
+    tls.write_all(request.as_bytes())
+        .await
+        .context("--server: request failed")?;
     let mut response = Vec::new();
-    tls.read_to_end(&mut response).await.context("--server: reading the CA failed")?;
+    tls.read_to_end(&mut response)
+        .await
+        .context("--server: reading the CA failed")?;
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .context("--server: malformed response to /cacerts")?;
     let head = String::from_utf8_lossy(&response[..split]);
     if !head.starts_with("HTTP/1.1 200") {
-        bail!("--server: /cacerts answered {}", head.lines().next().unwrap_or(""));
+        bail!(
+            "--server: /cacerts answered {}",
+            head.lines().next().unwrap_or("")
+        );
     }
     Ok(response[split + 4..].to_vec())
 }
@@ -114,7 +126,12 @@ impl ServerCertVerifier for PinnedLater {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -123,7 +140,12 @@ impl ServerCertVerifier for PinnedLater {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -137,9 +159,18 @@ mod tests {
 
     #[test]
     fn server_urls_give_host_and_port() {
-        assert_eq!(parse_server("https://10.0.0.1:6443").expect("url"), ("10.0.0.1".into(), 6443));
-        assert_eq!(parse_server("https://kite.example").expect("url"), ("kite.example".into(), 6443));
-        assert_eq!(parse_server("https://[fd00::1]:7443/").expect("url"), ("fd00::1".into(), 7443));
+        assert_eq!(
+            parse_server("https://10.0.0.1:6443").expect("url"),
+            ("10.0.0.1".into(), 6443)
+        );
+        assert_eq!(
+            parse_server("https://kite.example").expect("url"),
+            ("kite.example".into(), 6443)
+        );
+        assert_eq!(
+            parse_server("https://[fd00::1]:7443/").expect("url"),
+            ("fd00::1".into(), 7443)
+        );
         assert!(parse_server("http://x:6443").is_err());
         assert!(parse_server("https://x:0").is_err());
     }

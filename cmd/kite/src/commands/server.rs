@@ -96,8 +96,12 @@ impl Settings {
 async fn serve(settings: Settings) -> Result<()> {
     let started = Instant::now();
     let args = &settings.args;
-    std::fs::create_dir_all(settings.data.server())
-        .with_context(|| format!("--data-dir: cannot create {}", settings.data.server().display()))?;
+    std::fs::create_dir_all(settings.data.server()).with_context(|| {
+        format!(
+            "--data-dir: cannot create {}",
+            settings.data.server().display()
+        )
+    })?;
 
     let pki = kite_pki::Pki::ensure(&settings.pki_config()).context("certificates")?;
     let token = kite_pki::ensure_token(
@@ -151,6 +155,18 @@ async fn serve(settings: Settings) -> Result<()> {
             address: args.advertise_address.unwrap_or(settings.node_ip),
             port: args.https_listen_port,
         },
+        auth: kite_apiserver::auth::AuthConfig {
+            service_account_key_pem: Some(
+                pki.service_account().private_key_pem().as_bytes().to_vec(),
+            ),
+            node_token: Some(token.clone()),
+            ..Default::default()
+        },
+        service_network: kite_apiserver::allocator::ServiceNetwork {
+            cidr: args.service_cidr,
+            node_port_first: args.service_node_port_range.first,
+            node_port_last: args.service_node_port_range.last,
+        },
     })
     .await
     .context("API server")?;
@@ -176,14 +192,23 @@ fn store_check(store: Arc<dyn Backend>) -> kite_apiserver::HealthCheck {
         name: "etcd".to_string(),
         probe: Arc::new(move || {
             let store = store.clone();
-            Box::pin(async move { store.current_revision().await.map(|_| ()).map_err(|e| e.to_string()) })
+            Box::pin(async move {
+                store
+                    .current_revision()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
         }),
     }
 }
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::warn!("cannot install signal handlers; stop kite with SIGKILL");
         return std::future::pending().await;
     };
@@ -201,7 +226,9 @@ fn datastore_path(endpoint: &str, data: &DataDir) -> Result<PathBuf> {
     if let Some(path) = endpoint.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or(path);
         if path.is_empty() {
-            bail!("--datastore-endpoint: {endpoint:?} names no file; use sqlite:///path/to/state.db");
+            bail!(
+                "--datastore-endpoint: {endpoint:?} names no file; use sqlite:///path/to/state.db"
+            );
         }
         return Ok(PathBuf::from(path));
     }
@@ -248,19 +275,30 @@ mod tests {
     #[test]
     fn datastore_endpoints_are_sqlite_paths_or_rejected() {
         let data = DataDir::new(PathBuf::from("/d"));
-        assert_eq!(datastore_path("", &data).expect("empty"), PathBuf::from("/d/server/db/state.db"));
+        assert_eq!(
+            datastore_path("", &data).expect("empty"),
+            PathBuf::from("/d/server/db/state.db")
+        );
         assert_eq!(
             datastore_path("sqlite:///tmp/x.db?_journal=WAL", &data).expect("sqlite"),
             PathBuf::from("/tmp/x.db")
         );
-        let error = datastore_path("postgres://u@h/db", &data).expect_err("postgres").to_string();
-        assert!(error.starts_with("--datastore-endpoint: \"postgres\""), "{error}");
+        let error = datastore_path("postgres://u@h/db", &data)
+            .expect_err("postgres")
+            .to_string();
+        assert!(
+            error.starts_with("--datastore-endpoint: \"postgres\""),
+            "{error}"
+        );
     }
 
     #[test]
     fn the_first_service_address_is_the_api_service() {
         let net: IpNet = "10.43.0.0/16".parse().expect("cidr");
-        assert_eq!(first_address(&net), "10.43.0.1".parse::<IpAddr>().expect("ip"));
+        assert_eq!(
+            first_address(&net),
+            "10.43.0.1".parse::<IpAddr>().expect("ip")
+        );
         assert!(overlaps(&"10.0.0.0/8".parse().expect("a"), &net));
         assert!(!overlaps(&"10.42.0.0/16".parse().expect("a"), &net));
     }

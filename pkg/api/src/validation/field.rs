@@ -71,7 +71,14 @@ impl FieldErrorType {
 
     /// Whether the message shows the offending value.
     fn shows_value(self) -> bool {
-        matches!(self, Self::Invalid | Self::NotSupported | Self::Duplicate | Self::TypeInvalid | Self::NotFound)
+        matches!(
+            self,
+            Self::Invalid
+                | Self::NotSupported
+                | Self::Duplicate
+                | Self::TypeInvalid
+                | Self::NotFound
+        )
     }
 }
 
@@ -89,8 +96,18 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(kind: FieldErrorType, field: impl Into<String>, value: Option<Value>, detail: impl Into<String>) -> Self {
-        Self { kind, field: field.into(), value, detail: detail.into() }
+    fn new(
+        kind: FieldErrorType,
+        field: impl Into<String>,
+        value: Option<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            field: field.into(),
+            value,
+            detail: detail.into(),
+        }
     }
 
     /// `field: Required value[: detail]`.
@@ -99,19 +116,32 @@ impl FieldError {
     }
 
     /// `field: Invalid value: <value>: detail`.
-    pub fn invalid(field: impl Into<String>, value: impl Into<Value>, detail: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self::new(FieldErrorType::Invalid, field, Some(value.into()), detail)
     }
 
     /// `field: Unsupported value: <value>: supported values: "a", "b"`.
-    pub fn not_supported(field: impl Into<String>, value: impl Into<Value>, supported: &[&str]) -> Self {
+    pub fn not_supported(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        supported: &[&str],
+    ) -> Self {
         let detail = if supported.is_empty() {
             String::new()
         } else {
             let quoted: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
             format!("supported values: {}", quoted.join(", "))
         };
-        Self::new(FieldErrorType::NotSupported, field, Some(value.into()), detail)
+        Self::new(
+            FieldErrorType::NotSupported,
+            field,
+            Some(value.into()),
+            detail,
+        )
     }
 
     /// `field: Duplicate value: <value>`.
@@ -126,7 +156,12 @@ impl FieldError {
 
     /// `field: Too long: may not be more than N bytes`.
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
-        Self::new(FieldErrorType::TooLong, field, None, format!("may not be more than {max} bytes"))
+        Self::new(
+            FieldErrorType::TooLong,
+            field,
+            None,
+            format!("may not be more than {max} bytes"),
+        )
     }
 
     /// `field: Too many: N: must have at most M items`.
@@ -140,8 +175,17 @@ impl FieldError {
     }
 
     /// `field: Invalid value: <value>: detail` for a value of the wrong JSON type.
-    pub fn type_invalid(field: impl Into<String>, value: impl Into<Value>, detail: impl Into<String>) -> Self {
-        Self::new(FieldErrorType::TypeInvalid, field, Some(value.into()), detail)
+    pub fn type_invalid(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            FieldErrorType::TypeInvalid,
+            field,
+            Some(value.into()),
+            detail,
+        )
     }
 
     /// `field: Not found: <value>`.
@@ -177,7 +221,11 @@ impl FieldError {
 
     /// This error as a `StatusCause`.
     pub fn cause(&self) -> StatusCause {
-        StatusCause { reason: self.kind.reason().into(), message: self.body(), field: self.field.clone() }
+        StatusCause {
+            reason: self.kind.reason().into(),
+            message: self.body(),
+            field: self.field.clone(),
+        }
     }
 }
 
@@ -201,20 +249,32 @@ fn render_value(value: &Value) -> String {
 
 /// The 422 `Invalid` status for `kind` (e.g. `Deployment`) in `group` named `name`.
 pub fn invalid_status(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Status {
-    let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+    let qualified = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    };
     let list = match errors {
         [one] => one.to_string(),
-        many => format!("[{}]", many.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    Status::failure(StatusReason::Invalid, format!("{qualified} {name:?} is invalid: {list}")).with_details(
-        StatusDetails {
-            name: name.into(),
-            group: group.into(),
-            kind: kind.into(),
-            causes: errors.iter().map(FieldError::cause).collect(),
-            ..StatusDetails::default()
-        },
+    Status::failure(
+        StatusReason::Invalid,
+        format!("{qualified} {name:?} is invalid: {list}"),
     )
+    .with_details(StatusDetails {
+        name: name.into(),
+        group: group.into(),
+        kind: kind.into(),
+        causes: errors.iter().map(FieldError::cause).collect(),
+        ..StatusDetails::default()
+    })
 }
 
 #[cfg(test)]
@@ -224,7 +284,8 @@ mod tests {
     #[test]
     fn messages_read_like_kube_apiserver() {
         assert_eq!(
-            FieldError::invalid("spec.replicas", -1, "must be greater than or equal to 0").to_string(),
+            FieldError::invalid("spec.replicas", -1, "must be greater than or equal to 0")
+                .to_string(),
             "spec.replicas: Invalid value: -1: must be greater than or equal to 0"
         );
         assert_eq!(
@@ -232,8 +293,12 @@ mod tests {
             "spec.containers[0].image: Required value"
         );
         assert_eq!(
-            FieldError::not_supported("spec.restartPolicy", "Sometimes", &["Always", "OnFailure", "Never"])
-                .to_string(),
+            FieldError::not_supported(
+                "spec.restartPolicy",
+                "Sometimes",
+                &["Always", "OnFailure", "Never"]
+            )
+            .to_string(),
             "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
         );
     }
@@ -242,16 +307,27 @@ mod tests {
     fn invalid_status_lists_every_cause() {
         let errors = [
             FieldError::required("spec.selector", ""),
-            FieldError::invalid("metadata.name", "Web", "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters"),
+            FieldError::invalid(
+                "metadata.name",
+                "Web",
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters",
+            ),
         ];
         let status = invalid_status("apps", "Deployment", "Web", &errors);
         assert_eq!(status.code, 422);
-        assert!(status.message.starts_with("Deployment.apps \"Web\" is invalid: [spec.selector: Required value, "));
+        assert!(
+            status.message.starts_with(
+                "Deployment.apps \"Web\" is invalid: [spec.selector: Required value, "
+            )
+        );
         let details = status.details.expect("details");
         assert_eq!(details.causes.len(), 2);
         assert_eq!(details.causes[0].reason, "FieldValueRequired");
         assert_eq!(details.causes[0].field, "spec.selector");
         let one = invalid_status("", "Pod", "p", &errors[..1]);
-        assert_eq!(one.message, "Pod \"p\" is invalid: spec.selector: Required value");
+        assert_eq!(
+            one.message,
+            "Pod \"p\" is invalid: spec.selector: Required value"
+        );
     }
 }

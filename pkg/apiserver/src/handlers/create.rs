@@ -17,8 +17,14 @@ pub async fn create(call: &Call<'_>) -> ApiResult<Response<Body>> {
     if call.resource.namespaced && call.request.namespace.is_none() {
         return Err(errors::no_such_resource());
     }
-    let mut obj = codec::decode_body(call.headers, &call.body)?;
+    let r = &call.resource;
+    let mut obj = codec::decode_typed(
+        call.headers,
+        &call.body,
+        Some((&r.group, &r.version, &r.kind)),
+    )?;
     check_type(call, &obj)?;
+    let warnings = crate::field_validation::check(call, &call.body, &obj)?;
     let namespace = call.namespace();
     if let Some(ns) = namespace {
         let body_ns = objects::namespace(&obj);
@@ -42,15 +48,35 @@ pub async fn create(call: &Call<'_>) -> ApiResult<Response<Body>> {
     }
     validate(call, &obj, None)?;
     if call.dry_run()? {
-        return output::object(call, StatusCode::CREATED, &obj);
+        return Ok(crate::field_validation::add_warnings(
+            output::object(call, StatusCode::CREATED, &obj)?,
+            &warnings,
+        ));
     }
     let key = objects::key(&call.resource, namespace, &name);
+    let is_service = call.resource.group.is_empty() && call.resource.kind == "Service";
+    let _allocation = if is_service {
+        let guard = call.api.allocator.lock.lock().await;
+        let prefix = objects::resource_prefix(&call.resource);
+        call.api
+            .allocator
+            .allocate(&*call.api.store, &prefix, &mut obj)
+            .await?;
+        Some(guard)
+    } else {
+        None
+    };
     match call.api.store.create(&key, objects::encode(&obj), 0).await {
         Ok(revision) => {
             objects::set_resource_version(&mut obj, revision);
-            output::object(call, StatusCode::CREATED, &obj)
+            Ok(crate::field_validation::add_warnings(
+                output::object(call, StatusCode::CREATED, &obj)?,
+                &warnings,
+            ))
         }
-        Err(kite_store::Error::KeyExists { .. }) => Err(errors::already_exists(&call.resource, &name)),
+        Err(kite_store::Error::KeyExists { .. }) => {
+            Err(errors::already_exists(&call.resource, &name))
+        }
         Err(other) => Err(errors::from_store(other)),
     }
 }
@@ -61,7 +87,12 @@ pub async fn admit_namespace(call: &Call<'_>, namespace: &str, name: &str) -> Ap
         return Ok(());
     };
     let key = objects::key(&namespaces, None, namespace);
-    let (_, kv) = call.api.store.get(&key, 0).await.map_err(errors::from_store)?;
+    let (_, kv) = call
+        .api
+        .store
+        .get(&key, 0)
+        .await
+        .map_err(errors::from_store)?;
     let Some(kv) = kv else {
         return Err(errors::not_found(&namespaces, namespace));
     };

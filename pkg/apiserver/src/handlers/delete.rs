@@ -5,7 +5,7 @@ use crate::body::Body;
 use crate::codec;
 use crate::errors::{self, ApiResult};
 use crate::filter::Filter;
-use crate::handlers::update::finalizers;
+use crate::handlers::update::held;
 use crate::objects;
 use crate::output;
 use http::{Response, StatusCode};
@@ -26,12 +26,24 @@ fn options(call: &Call<'_>) -> ApiResult<Options> {
     }
     let body = codec::decode_body(call.headers, &call.body)?;
     let preconditions = body.get("preconditions");
-    let uid = preconditions.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_string);
-    let resource_version = match preconditions.and_then(|p| p.get("resourceVersion")).and_then(Value::as_str) {
-        Some(rv) => Some(rv.parse::<i64>().map_err(|_| errors::bad_request(format!("invalid resource version {rv:?}")))?),
+    let uid = preconditions
+        .and_then(|p| p.get("uid"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let resource_version = match preconditions
+        .and_then(|p| p.get("resourceVersion"))
+        .and_then(Value::as_str)
+    {
+        Some(rv) => Some(
+            rv.parse::<i64>()
+                .map_err(|_| errors::bad_request(format!("invalid resource version {rv:?}")))?,
+        ),
         None => None,
     };
-    Ok(Options { uid, resource_version })
+    Ok(Options {
+        uid,
+        resource_version,
+    })
 }
 
 /// Kinds whose delete answers with the object rather than a `Status` (as their Kubernetes storage does).
@@ -39,8 +51,15 @@ fn returns_deleted_object(resource: &ResourceInfo) -> bool {
     crate::strategy::is_custom(resource)
         || matches!(
             (resource.group.as_str(), resource.plural.as_str()),
-            ("", "pods" | "services" | "serviceaccounts" | "namespaces" | "persistentvolumes" | "persistentvolumeclaims")
-                | ("storage.k8s.io", "storageclasses")
+            (
+                "",
+                "pods"
+                    | "services"
+                    | "serviceaccounts"
+                    | "namespaces"
+                    | "persistentvolumes"
+                    | "persistentvolumeclaims"
+            ) | ("storage.k8s.io", "storageclasses")
                 | ("apiextensions.k8s.io", "customresourcedefinitions")
         )
 }
@@ -54,7 +73,7 @@ pub async fn delete(call: &Call<'_>) -> ApiResult<Response<Body>> {
 }
 
 fn respond(call: &Call<'_>, object: &Value) -> ApiResult<Response<Body>> {
-    let still_there = object.pointer("/metadata/deletionTimestamp").is_some() && !finalizers(object).is_empty();
+    let still_there = object.pointer("/metadata/deletionTimestamp").is_some() && held(object);
     if returns_deleted_object(&call.resource) || still_there {
         return output::object(call, StatusCode::OK, object);
     }
@@ -70,7 +89,11 @@ fn respond(call: &Call<'_>, object: &Value) -> ApiResult<Response<Body>> {
             "uid": objects::meta_str(object, "uid"),
         },
     });
-    Ok(codec::respond(StatusCode::OK, codec::negotiate(call.headers)?, &status))
+    Ok(codec::respond(
+        StatusCode::OK,
+        codec::negotiate(call.headers)?,
+        &status,
+    ))
 }
 
 async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult<Value> {
@@ -85,7 +108,9 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
                 return Err(errors::conflict_with(
                     &call.resource,
                     name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                    ),
                 ));
             }
         }
@@ -94,11 +119,13 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
                 return Err(errors::conflict_with(
                     &call.resource,
                     name,
-                    &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {revision}"),
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {revision}"
+                    ),
                 ));
             }
         }
-        if !finalizers(&object).is_empty() {
+        if held(&object) {
             // Finalizers hold the object: mark it deleted and let their owners finish.
             if object.pointer("/metadata/deletionTimestamp").is_some() {
                 return Ok(object);
@@ -106,10 +133,19 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
             let meta = objects::metadata_mut(&mut object);
             meta.insert("deletionTimestamp".into(), json!(objects::now_rfc3339()));
             meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+            if call.resource.kind == "Namespace" && call.resource.group.is_empty() {
+                object["status"]["phase"] = json!("Terminating");
+            }
             if call.dry_run()? {
                 return Ok(object);
             }
-            match call.api.store.update(&key, objects::encode(&object), revision, 0).await.map_err(errors::from_store)? {
+            match call
+                .api
+                .store
+                .update(&key, objects::encode(&object), revision, 0)
+                .await
+                .map_err(errors::from_store)?
+            {
                 kite_store::UpdateOutcome::Updated { revision } => {
                     objects::set_resource_version(&mut object, revision);
                     return Ok(object);
@@ -120,7 +156,13 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
         if call.dry_run()? {
             return Ok(object);
         }
-        match call.api.store.delete(&key, Some(revision)).await.map_err(errors::from_store)? {
+        match call
+            .api
+            .store
+            .delete(&key, Some(revision))
+            .await
+            .map_err(errors::from_store)?
+        {
             DeleteOutcome::Deleted { revision, .. } => {
                 objects::set_resource_version(&mut object, revision);
                 return Ok(object);
@@ -134,13 +176,19 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
 /// Deletes every object matching the selectors; answers with the list of them.
 pub async fn delete_collection(call: &Call<'_>) -> ApiResult<Response<Body>> {
     let filter = Filter::new(
+        &call.resource,
         call.namespace(),
         call.param("labelSelector").as_deref(),
         call.param("fieldSelector").as_deref(),
     )?;
     let options = options(call)?;
     let prefix = objects::prefix(&call.resource, call.namespace());
-    let listed = call.api.store.list(&prefix, None, 0, 0).await.map_err(errors::from_store)?;
+    let listed = call
+        .api
+        .store
+        .list(&prefix, None, 0, 0)
+        .await
+        .map_err(errors::from_store)?;
     let mut deleted = Vec::new();
     for kv in &listed.kvs {
         let obj = objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal)?;
@@ -160,5 +208,9 @@ pub async fn delete_collection(call: &Call<'_>) -> ApiResult<Response<Body>> {
         "metadata": {"resourceVersion": listed.revision.to_string()},
         "items": deleted,
     });
-    Ok(codec::respond(StatusCode::OK, codec::negotiate(call.headers)?, &list))
+    Ok(codec::respond(
+        StatusCode::OK,
+        codec::negotiate(call.headers)?,
+        &list,
+    ))
 }

@@ -11,14 +11,22 @@ use serde_json::Value;
 /// Reads one object from the store (a consistent read).
 pub async fn get(call: &Call<'_>) -> ApiResult<Response<Body>> {
     let name = call.request.name.as_deref().unwrap_or_default();
-    let object = read(call, name).await?.ok_or_else(|| errors::not_found(&call.resource, name))?.0;
+    let object = read(call, name)
+        .await?
+        .ok_or_else(|| errors::not_found(&call.resource, name))?
+        .0;
     output::object(call, StatusCode::OK, &object)
 }
 
 /// The current object and its revision, if it exists.
 pub async fn read(call: &Call<'_>, name: &str) -> ApiResult<Option<(Value, i64)>> {
     let key = objects::key(&call.resource, call.namespace(), name);
-    let (_, kv) = call.api.store.get(&key, 0).await.map_err(errors::from_store)?;
+    let (_, kv) = call
+        .api
+        .store
+        .get(&key, 0)
+        .await
+        .map_err(errors::from_store)?;
     match kv {
         Some(kv) => {
             let object = objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal)?;

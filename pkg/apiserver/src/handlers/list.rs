@@ -38,7 +38,7 @@ pub async fn list(call: &Call<'_>) -> ApiResult<Response<Body>> {
     }
     let value = match output {
         Output::Table => {
-            let mut table = output::table(call, &page.items, json!(page.revision.to_string()));
+            let mut table = output::table(call, &page.items, json!(page.revision.to_string()))?;
             table["metadata"] = metadata;
             table
         }
@@ -78,6 +78,7 @@ pub async fn list(call: &Call<'_>) -> ApiResult<Response<Body>> {
 /// The list parameters and the page they select.
 pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
     let filter = Filter::new(
+        &call.resource,
         call.namespace(),
         call.param("labelSelector").as_deref(),
         call.param("fieldSelector").as_deref(),
@@ -103,19 +104,31 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
         ));
     }
     if continue_token.is_some() && !resource_version.is_empty() && resource_version != "0" {
-        return Err(errors::bad_request("specifying resource version is not allowed when using continue"));
+        return Err(errors::bad_request(
+            "specifying resource version is not allowed when using continue",
+        ));
     }
     let prefix = objects::prefix(&call.resource, call.namespace());
 
     // resourceVersion=0 (or NotOlderThan): any recent state will do, served from memory.
     let from_cache = continue_token.is_none()
-        && (resource_version == "0" || (match_rule == "NotOlderThan" && !resource_version.is_empty()));
+        && (resource_version == "0"
+            || (match_rule == "NotOlderThan" && !resource_version.is_empty()));
     if from_cache {
         let cache = call.cache();
         cache.wait_ready().await;
         let (objects, revision) = cache.list(&prefix);
-        let items = objects.iter().filter(|o| filter.matches(&o.value)).map(|o| o.value.clone()).collect();
-        return Ok(Page { items, revision: revision.max(1), continue_token: None, remaining: None });
+        let items = objects
+            .iter()
+            .filter(|o| filter.matches(&o.value))
+            .map(|o| o.value.clone())
+            .collect();
+        return Ok(Page {
+            items,
+            revision: revision.max(1),
+            continue_token: None,
+            remaining: None,
+        });
     }
 
     let (mut revision, mut start_after) = match &continue_token {
@@ -124,9 +137,9 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
             let rv = if resource_version.is_empty() {
                 0
             } else {
-                resource_version
-                    .parse::<i64>()
-                    .map_err(|_| errors::bad_request(format!("invalid resource version {resource_version:?}")))?
+                resource_version.parse::<i64>().map_err(|_| {
+                    errors::bad_request(format!("invalid resource version {resource_version:?}"))
+                })?
             };
             (rv, None)
         }
@@ -163,7 +176,12 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
                 (true, Some(last)) => Some(encode_continue(revision, last)),
                 _ => None,
             };
-            return Ok(Page { items, revision, continue_token: token, remaining });
+            return Ok(Page {
+                items,
+                revision,
+                continue_token: token,
+                remaining,
+            });
         }
     }
 }
@@ -175,13 +193,21 @@ fn encode_continue(revision: i64, last_key: &str) -> String {
 }
 
 fn decode_continue(token: &str) -> ApiResult<(i64, Option<String>)> {
-    let bad = || errors::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        errors::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     let bytes = base64::engine::general_purpose::URL_SAFE
         .decode(token)
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
         .map_err(|_| bad())?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let revision = value.get("rv").and_then(Value::as_i64).filter(|r| *r > 0).ok_or_else(bad)?;
+    let revision = value
+        .get("rv")
+        .and_then(Value::as_i64)
+        .filter(|r| *r > 0)
+        .ok_or_else(bad)?;
     let start = value.get("start").and_then(Value::as_str).ok_or_else(bad)?;
     Ok((revision, Some(start.trim_end_matches('\u{0}').to_string())))
 }
@@ -193,7 +219,10 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip() {
         let token = encode_continue(42, "/registry/core/configmaps/default/c1");
-        assert_eq!(decode_continue(&token).expect("decode"), (42, Some("/registry/core/configmaps/default/c1".into())));
+        assert_eq!(
+            decode_continue(&token).expect("decode"),
+            (42, Some("/registry/core/configmaps/default/c1".into()))
+        );
         assert_eq!(decode_continue("garbage!").map_err(|s| s.code), Err(400));
     }
 }

@@ -30,9 +30,14 @@ pub async fn subresource(call: &Call<'_>, name: &str) -> ApiResult<Response<Body
         ("status", Verb::Update) => update::update(call, Some("status")).await,
         ("status", Verb::Patch) => patch::patch(call, Some("status")).await,
         ("scale", _) => scale::scale(call).await,
+        ("token", Verb::Create) => crate::auth::token_request(call).await,
+        ("finalize", Verb::Update) => update::update(call, Some("finalize")).await,
         _ => Err(kite_api::Status::failure(
             kite_api::StatusReason::MethodNotAllowed,
-            format!("the subresource {name:?} of {} is not served yet", call.resource.group_resource()),
+            format!(
+                "the subresource {name:?} of {} is not served yet",
+                call.resource.group_resource()
+            ),
         )),
     }
 }

@@ -1,12 +1,12 @@
-//! PATCH: JSON patch, merge patch and strategic merge patch.
+//! PATCH: JSON patch, merge patch, strategic merge patch, and apply.
 
 use crate::api::Call;
 use crate::body::Body;
 use crate::errors::{self, ApiResult};
 use crate::handlers::update::{requested_revision, write};
 use crate::output;
-use http::{Response, header};
-use kite_api::{Status, StatusReason};
+use http::{Response, StatusCode, header};
+use kite_api::patch::PatchType;
 use serde_json::Value;
 
 /// Applies the patch in the body to the object named in the path.
@@ -15,41 +15,91 @@ pub async fn patch(call: &Call<'_>, subresource: Option<&str>) -> ApiResult<Resp
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+        .unwrap_or("");
+    let custom = crate::strategy::is_custom(&call.resource);
+    let patch_type = PatchType::negotiate(content_type, custom).map_err(|e| e.status())?;
     let name = call.request.name.clone().unwrap_or_default();
-    let patch: Value = serde_json::from_slice(&call.body)
-        .map_err(|e| errors::bad_request(format!("error decoding patch: {e}")))?;
-    let precondition = match &patch {
-        Value::Object(_) => requested_revision(&patch)?,
+    if patch_type == PatchType::Apply {
+        return apply(call, subresource, &name).await;
+    }
+    // A patch that names a resourceVersion makes the update conditional on it.
+    let precondition = match serde_json::from_slice::<Value>(&call.body) {
+        Ok(patch @ Value::Object(_)) => requested_revision(&patch)?,
         _ => None,
     };
-    let apply = |old: &Value| -> ApiResult<Value> {
-        match content_type.as_str() {
-            "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-                let mut doc = old.clone();
-                json_patch::merge(&mut doc, &patch);
-                Ok(doc)
-            }
-            "application/json-patch+json" => {
-                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                    .map_err(|e| errors::bad_request(format!("error decoding patch: {e}")))?;
-                let mut doc = old.clone();
-                json_patch::patch(&mut doc, &ops).map_err(|e| {
-                    Status::failure(StatusReason::Invalid, format!("the server rejected our request due to an error in our request: {e}"))
-                })?;
-                Ok(doc)
-            }
-            other => Err(Status::failure(
-                StatusReason::UnsupportedMediaType,
-                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"),
-            )),
-        }
+    let schema = schema_of(call);
+    let apply_patch = |old: &Value| -> ApiResult<Value> {
+        kite_api::patch::apply(patch_type, old, &call.body, schema).map_err(|e| e.status())
     };
-    let (object, code) = write(call, &name, subresource, precondition, apply).await?;
+    let (object, code) = write(call, &name, subresource, precondition, apply_patch).await?;
     output::object(call, code, &object)
+}
+
+fn schema_of(call: &Call<'_>) -> Option<kite_api::schema::SchemaNode<'static>> {
+    kite_api::schema::definition_name_for(
+        &call.resource.group,
+        &call.resource.version,
+        &call.resource.kind,
+    )
+    .and_then(kite_api::schema::node)
+}
+
+/// `application/apply-patch+yaml` (server-side apply): creates the object if it
+/// is missing, otherwise merges the applied configuration into it.
+///
+/// Field ownership (managedFields) and conflict detection are not implemented
+/// yet: the applied fields win, as with `--force-conflicts`.
+async fn apply(
+    call: &Call<'_>,
+    subresource: Option<&str>,
+    name: &str,
+) -> ApiResult<Response<Body>> {
+    let text = std::str::from_utf8(&call.body)
+        .map_err(|_| errors::bad_request("the apply body is not UTF-8"))?;
+    let applied: Value = serde_saphyr::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        errors::bad_request(format!(
+            "error decoding YAML: {}",
+            message.lines().next().unwrap_or("")
+        ))
+    })?;
+    if !applied.is_object() {
+        return Err(errors::bad_request("the apply body must be an object"));
+    }
+    crate::handlers::update::check_type(call, &applied)?;
+    if crate::objects::name(&applied) != name {
+        return Err(errors::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            crate::objects::name(&applied)
+        )));
+    }
+    let exists = crate::handlers::get::read(call, name).await?.is_some();
+    if !exists && subresource.is_none() {
+        let mut headers = call.headers.clone();
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        let body = bytes::Bytes::from(serde_json::to_vec(&applied).unwrap_or_default());
+        let create_call = Call {
+            body,
+            headers: &headers,
+            ..call.shallow()
+        };
+        return crate::handlers::create::create(&create_call).await;
+    }
+    let schema = schema_of(call);
+    let (object, code) = write(call, name, subresource, None, |old| {
+        kite_api::patch::strategic_merge(old, &applied, schema).map_err(|e| e.status())
+    })
+    .await?;
+    output::object(
+        call,
+        if code == StatusCode::CREATED {
+            code
+        } else {
+            StatusCode::OK
+        },
+        &object,
+    )
 }

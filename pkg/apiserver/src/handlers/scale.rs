@@ -22,7 +22,11 @@ fn paths(call: &Call<'_>) -> Paths {
     // Custom resources declare their paths in the CRD; built-ins use spec/status.replicas.
     let custom = call.resource.scale_paths.clone();
     match custom {
-        Some(p) => Paths { spec_replicas: p.spec_replicas, status_replicas: p.status_replicas, selector: p.label_selector },
+        Some(p) => Paths {
+            spec_replicas: p.spec_replicas,
+            status_replicas: p.status_replicas,
+            selector: p.label_selector,
+        },
         None => Paths {
             spec_replicas: ".spec.replicas".into(),
             status_replicas: ".status.replicas".into(),
@@ -32,7 +36,9 @@ fn paths(call: &Call<'_>) -> Paths {
 }
 
 fn pointer(path: &str) -> String {
-    path.trim_start_matches('.').split('.').fold(String::new(), |acc, part| format!("{acc}/{part}"))
+    path.trim_start_matches('.')
+        .split('.')
+        .fold(String::new(), |acc, part| format!("{acc}/{part}"))
 }
 
 /// `matchLabels`/`matchExpressions` as the string form `kubectl` shows (`app=web,tier in (a,b)`).
@@ -69,17 +75,31 @@ pub fn selector_string(selector: &Value) -> String {
 fn to_scale(obj: &Value, paths: &Paths) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let mut metadata = json!({});
-    for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(field) {
             metadata[field] = v.clone();
         }
     }
-    let spec_replicas = obj.pointer(&pointer(&paths.spec_replicas)).cloned().unwrap_or(json!(0));
-    let status_replicas = obj.pointer(&pointer(&paths.status_replicas)).cloned().unwrap_or(json!(0));
+    let spec_replicas = obj
+        .pointer(&pointer(&paths.spec_replicas))
+        .cloned()
+        .unwrap_or(json!(0));
+    let status_replicas = obj
+        .pointer(&pointer(&paths.status_replicas))
+        .cloned()
+        .unwrap_or(json!(0));
     let mut status = json!({"replicas": status_replicas});
     // Built-ins derive the selector from spec.selector; CRDs point at a string field.
     let selector = match obj.pointer("/spec/selector") {
-        Some(sel) if sel.is_object() && paths.selector.as_deref() == Some(".status.selector") => Some(selector_string(sel)),
+        Some(sel) if sel.is_object() && paths.selector.as_deref() == Some(".status.selector") => {
+            Some(selector_string(sel))
+        }
         _ => paths
             .selector
             .as_deref()
@@ -117,7 +137,11 @@ pub async fn scale(call: &Call<'_>) -> ApiResult<Response<Body>> {
                 serde_json::from_slice(&call.body)
                     .map_err(|e| errors::bad_request(format!("error decoding patch: {e}")))?
             };
-            let precondition = if call.request.verb == Verb::Update { requested_revision(&body)? } else { None };
+            let precondition = if call.request.verb == Verb::Update {
+                requested_revision(&body)?
+            } else {
+                None
+            };
             let is_patch = call.request.verb == Verb::Patch;
             let spec_pointer = pointer(&paths.spec_replicas);
             let (obj, code) = write(call, &name, None, precondition, |old| {
@@ -127,13 +151,20 @@ pub async fn scale(call: &Call<'_>) -> ApiResult<Response<Body>> {
                 } else {
                     scale = body.clone();
                 }
-                let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+                let replicas = scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 if replicas < 0 {
                     return Err(kite_api::validation::invalid_status(
                         "autoscaling",
                         "Scale",
                         &name,
-                        &[kite_api::FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+                        &[kite_api::FieldError::invalid(
+                            "spec.replicas",
+                            replicas,
+                            "must be greater than or equal to 0",
+                        )],
                     ));
                 }
                 let mut new = old.clone();
@@ -143,7 +174,10 @@ pub async fn scale(call: &Call<'_>) -> ApiResult<Response<Body>> {
             .await?;
             output::object(call, code, &to_scale(&obj, &paths))
         }
-        _ => Err(errors::method_not_allowed(&call.resource, call.request.verb.as_str())),
+        _ => Err(errors::method_not_allowed(
+            &call.resource,
+            call.request.verb.as_str(),
+        )),
     }
 }
 

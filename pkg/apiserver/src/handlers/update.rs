@@ -14,8 +14,14 @@ use serde_json::Value;
 
 /// Replaces the object named in the path with the body.
 pub async fn update(call: &Call<'_>, subresource: Option<&str>) -> ApiResult<Response<Body>> {
-    let obj = codec::decode_body(call.headers, &call.body)?;
+    let r = &call.resource;
+    let obj = codec::decode_typed(
+        call.headers,
+        &call.body,
+        Some((&r.group, &r.version, &r.kind)),
+    )?;
     check_type(call, &obj)?;
+    let warnings = crate::field_validation::check(call, &call.body, &obj)?;
     let name = call.request.name.clone().unwrap_or_default();
     let body_name = objects::name(&obj);
     if body_name != name {
@@ -33,7 +39,10 @@ pub async fn update(call: &Call<'_>, subresource: Option<&str>) -> ApiResult<Res
     }
     let precondition = requested_revision(&obj)?;
     let (object, code) = write(call, &name, subresource, precondition, |_| Ok(obj.clone())).await?;
-    output::object(call, code, &object)
+    Ok(crate::field_validation::add_warnings(
+        output::object(call, code, &object)?,
+        &warnings,
+    ))
 }
 
 /// `metadata.resourceVersion` of a body, if it carries one.
@@ -70,13 +79,16 @@ where
         let proposed = change(&old)?;
         let mut new = if subresource == Some("status") {
             strategy::prepare_for_status_update(&call.resource, &proposed, &old)
+        } else if subresource == Some("finalize") {
+            strategy::prepare_for_finalize(&call.resource, &proposed, &old)
         } else {
             let mut new = proposed;
             strategy::prepare_for_update(&call.resource, &mut new, &old);
             new
         };
         if let Some(ns) = call.namespace() {
-            objects::metadata_mut(&mut new).insert("namespace".into(), Value::String(ns.to_string()));
+            objects::metadata_mut(&mut new)
+                .insert("namespace".into(), Value::String(ns.to_string()));
         }
         objects::set_resource_version(&mut new, revision);
         validate(call, &new, Some(&old))?;
@@ -88,14 +100,26 @@ where
             return Ok((new, StatusCode::OK));
         }
         // Removing the last finalizer of an object being deleted completes the delete.
-        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new).is_empty() {
-            match call.api.store.delete(&key, Some(revision)).await.map_err(errors::from_store)? {
+        if new.pointer("/metadata/deletionTimestamp").is_some() && !held(&new) {
+            match call
+                .api
+                .store
+                .delete(&key, Some(revision))
+                .await
+                .map_err(errors::from_store)?
+            {
                 kite_store::DeleteOutcome::Deleted { .. } => return Ok((new, StatusCode::OK)),
                 _ if precondition.is_some() => return Err(errors::conflict(&call.resource, name)),
                 _ => continue,
             }
         }
-        match call.api.store.update(&key, objects::encode(&new), revision, 0).await.map_err(errors::from_store)? {
+        match call
+            .api
+            .store
+            .update(&key, objects::encode(&new), revision, 0)
+            .await
+            .map_err(errors::from_store)?
+        {
             UpdateOutcome::Updated { revision } => {
                 objects::set_resource_version(&mut new, revision);
                 return Ok((new, StatusCode::OK));
@@ -108,28 +132,54 @@ where
     }
 }
 
+/// Whether something still holds a deleted object: metadata finalizers, or a
+/// namespace's `spec.finalizers` (cleared by the namespace controller via `/finalize`).
+pub fn held(obj: &Value) -> bool {
+    let spec_finalizers = obj
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+        && obj.get("kind").and_then(Value::as_str) == Some("Namespace");
+    !finalizers(obj).is_empty() || spec_finalizers
+}
+
 /// `metadata.finalizers` of an object.
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|list| list.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// The body's apiVersion and kind, when present, must be the resource's.
 pub fn check_type(call: &Call<'_>, obj: &Value) -> ApiResult<()> {
     if !obj.is_object() {
-        return Err(errors::bad_request("the body of the request must be a JSON object"));
+        return Err(errors::bad_request(
+            "the body of the request must be a JSON object",
+        ));
     }
     let expected_version = call.resource.api_version();
-    if let Some(version) = obj.get("apiVersion").and_then(Value::as_str).filter(|v| !v.is_empty()) {
+    if let Some(version) = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+    {
         if version != expected_version {
             return Err(errors::bad_request(format!(
                 "the API version in the data ({version}) does not match the expected API version ({expected_version})"
             )));
         }
     }
-    if let Some(kind) = obj.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty()) {
+    if let Some(kind) = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+    {
         if kind != call.resource.kind {
             return Err(errors::bad_request(format!(
                 "the kind in the data ({kind}) does not match the expected kind ({})",
@@ -142,13 +192,15 @@ pub fn check_type(call: &Call<'_>, obj: &Value) -> ApiResult<()> {
 
 /// Runs the kind's validation; 422 with every cause on failure.
 pub fn validate(call: &Call<'_>, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
-    let errors = match old {
-        None => strategy::validate_meta(obj),
-        Some(_) => strategy::validate_meta(obj),
-    };
+    let errors = strategy::validate(&call.resource, obj, old);
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(invalid_status(&call.resource.group, &call.resource.kind, objects::name(obj), &errors))
+        Err(invalid_status(
+            &call.resource.group,
+            &call.resource.kind,
+            objects::name(obj),
+            &errors,
+        ))
     }
 }

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use http::{Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use kite_api::table::IncludeObject;
 use kite_api::{Status, StatusReason};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -37,13 +38,24 @@ fn params(call: &Call<'_>) -> ApiResult<Params> {
     let mut field_selector = call.param("fieldSelector").unwrap_or_default();
     if let Some(name) = &call.request.name {
         let by_name = format!("metadata.name={name}");
-        field_selector = if field_selector.is_empty() { by_name } else { format!("{field_selector},{by_name}") };
+        field_selector = if field_selector.is_empty() {
+            by_name
+        } else {
+            format!("{field_selector},{by_name}")
+        };
     }
-    let filter = Filter::new(call.namespace(), call.param("labelSelector").as_deref(), Some(&field_selector))?;
+    let filter = Filter::new(
+        &call.resource,
+        call.namespace(),
+        call.param("labelSelector").as_deref(),
+        Some(&field_selector),
+    )?;
     let rv = call.param("resourceVersion").unwrap_or_default();
     let from = match rv.as_str() {
         "" | "0" => 0,
-        rv => rv.parse::<i64>().map_err(|_| errors::bad_request(format!("invalid resource version {rv:?}")))?,
+        rv => rv
+            .parse::<i64>()
+            .map_err(|_| errors::bad_request(format!("invalid resource version {rv:?}")))?,
     };
     let flag = |key: &str| call.param(key).is_some_and(|v| v == "true" || v == "1");
     let bookmarks = flag("allowWatchBookmarks");
@@ -64,7 +76,8 @@ fn params(call: &Call<'_>) -> ApiResult<Params> {
     }
     let timeout = match call.param("timeoutSeconds") {
         Some(t) if !t.is_empty() => Duration::from_secs(
-            t.parse::<u64>().map_err(|_| errors::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+            t.parse::<u64>()
+                .map_err(|_| errors::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
         ),
         _ => DEFAULT_TIMEOUT,
     };
@@ -72,7 +85,14 @@ fn params(call: &Call<'_>) -> ApiResult<Params> {
         Output::Yaml => Output::Json,
         other => other,
     };
-    Ok(Params { filter, from, bookmarks, initial_events, timeout, output })
+    Ok(Params {
+        filter,
+        from,
+        bookmarks,
+        initial_events,
+        timeout,
+        output,
+    })
 }
 
 /// Starts a watch.
@@ -80,15 +100,22 @@ pub async fn watch(call: &Call<'_>) -> ApiResult<Response<Body>> {
     let params = params(call)?;
     let cache = call.cache();
     cache.wait_ready().await;
+    let include = match call.param("includeObject") {
+        Some(v) if !v.is_empty() => IncludeObject::parse(&v).map_err(errors::bad_request)?,
+        _ => IncludeObject::Metadata,
+    };
     let encoder = Encoder {
-        resource_kind: call.resource.kind.clone(),
-        api_version: call.resource.api_version(),
+        resource: call.resource.clone(),
         output: params.output,
-        table_call: TableShape { include: call.param("includeObject").unwrap_or_else(|| "Metadata".into()) },
+        include,
     };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     // With sendInitialEvents the snapshot is sent even for an explicit resourceVersion.
-    let from = if params.initial_events { 0 } else { params.from };
+    let from = if params.initial_events {
+        0
+    } else {
+        params.from
+    };
     match cache.subscribe(from) {
         Err(StartError::TooOld { requested, oldest }) => {
             let status = Status::failure(
@@ -102,12 +129,19 @@ pub async fn watch(call: &Call<'_>) -> ApiResult<Response<Body>> {
             tokio::spawn(run(start, live, tx, params, encoder, cache));
         }
     }
-    let stream = tokio_stream_from(rx).map(|bytes| Ok::<_, std::convert::Infallible>(Frame::data(bytes)));
+    let stream =
+        tokio_stream_from(rx).map(|bytes| Ok::<_, std::convert::Infallible>(Frame::data(bytes)));
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
     *response.status_mut() = StatusCode::OK;
     let content_type = "application/json";
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache, private"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache, private"),
+    );
     Ok(response)
 }
 
@@ -129,7 +163,11 @@ async fn run(
     match start {
         Start::Snapshot(objects, revision) => {
             for object in objects.iter().filter(|o| params.filter.matches(&o.value)) {
-                if tx.send(encoder.line(EventType::Added, object)).await.is_err() {
+                if tx
+                    .send(encoder.line(EventType::Added, object))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -189,22 +227,20 @@ async fn run(
     }
 }
 
-struct TableShape {
-    include: String,
-}
-
 struct Encoder {
-    resource_kind: String,
-    api_version: String,
+    resource: Arc<kite_api::ResourceInfo>,
     output: Output,
-    table_call: TableShape,
+    include: IncludeObject,
 }
 
 impl Encoder {
     /// The event for one watcher, accounting for objects moving into or out of its selector.
     fn event(&self, event: &CachedEvent, filter: &Filter) -> Option<Bytes> {
         let now = filter.matches(&event.object.value);
-        let before = event.prev.as_ref().is_some_and(|p| filter.matches(&p.value));
+        let before = event
+            .prev
+            .as_ref()
+            .is_some_and(|p| filter.matches(&p.value));
         let kind = match (event.kind, before, now) {
             (EventType::Deleted, _, _) if before || now => EventType::Deleted,
             (EventType::Deleted, _, _) => return None,
@@ -218,8 +254,12 @@ impl Encoder {
 
     fn line(&self, kind: EventType, object: &CachedObject) -> Bytes {
         let object_json: Bytes = match self.output {
-            Output::Table => Bytes::from(serde_json::to_vec(&self.table(&object.value)).unwrap_or_default()),
-            Output::PartialMetadata => Bytes::from(serde_json::to_vec(&output::partial(&object.value)).unwrap_or_default()),
+            Output::Table => {
+                Bytes::from(serde_json::to_vec(&self.table(&object.value)).unwrap_or_default())
+            }
+            Output::PartialMetadata => {
+                Bytes::from(serde_json::to_vec(&output::partial(&object.value)).unwrap_or_default())
+            }
             _ => object.json.clone(),
         };
         let mut line = Vec::with_capacity(object_json.len() + 32);
@@ -232,26 +272,20 @@ impl Encoder {
     }
 
     fn table(&self, obj: &Value) -> Value {
-        let object = match self.table_call.include.as_str() {
-            "None" => Value::Null,
-            "Object" => obj.clone(),
-            _ => output::partial(obj),
-        };
-        let mut table = output::table_of(std::slice::from_ref(obj), json!(obj.pointer("/metadata/resourceVersion")));
-        if let Some(rows) = table.get_mut("rows").and_then(Value::as_array_mut) {
-            for row in rows {
-                row["object"] = object.clone();
-            }
-        }
-        table
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null);
+        output::table_of(&self.resource, std::slice::from_ref(obj), self.include, rv)
     }
 
     fn bookmark(&self, revision: i64, initial_events_end: bool) -> Bytes {
-        let mut metadata = json!({"resourceVersion": revision.to_string(), "creationTimestamp": null});
+        let mut metadata =
+            json!({"resourceVersion": revision.to_string(), "creationTimestamp": null});
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let object = json!({"kind": self.resource_kind, "apiVersion": self.api_version, "metadata": metadata});
+        let object = json!({"kind": self.resource.kind, "apiVersion": self.resource.api_version(), "metadata": metadata});
         let event = json!({"type": "BOOKMARK", "object": object});
         let mut line = serde_json::to_vec(&event).unwrap_or_default();
         line.push(b'\n');

@@ -445,3 +445,24 @@ async fn the_store_is_usable_as_a_trait_object() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background_and_stays_small() {
+    timed(async {
+        let (_dir, store) = open_store(manual_compaction());
+        for i in 0..2000 {
+            store
+                .create(&format!("/k/{i:05}"), bytes(&"v".repeat(1000)), 0)
+                .await
+                .unwrap();
+        }
+        let mut wal = store.path().as_os_str().to_owned();
+        wal.push("-wal");
+        let size = std::fs::metadata(&wal).unwrap().len();
+        // 2000 commits of a few 4 KiB pages each would be over 20 MiB without checkpoints;
+        // the file is preallocated to 9 MiB and checkpoints keep it there.
+        assert!(size < 10 << 20, "WAL is {size} bytes");
+        assert_eq!(store.count("/k/", 0).await.unwrap().1, 2000);
+    })
+    .await;
+}

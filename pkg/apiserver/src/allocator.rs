@@ -1,0 +1,228 @@
+//! ClusterIP and NodePort allocation for Services.
+//!
+//! The allocated values live only in the Services themselves, so restarts
+//! cannot hand out duplicates: the used set is read back from the store under
+//! a lock held until the new Service is written.
+
+use crate::errors::ApiResult;
+use crate::objects;
+use ipnet::IpNet;
+use kite_api::FieldError;
+use kite_api::validation::invalid_status;
+use kite_store::Backend;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// The Service networks: `--service-cidr` and `--service-node-port-range`.
+#[derive(Clone, Debug)]
+pub struct ServiceNetwork {
+    /// Where ClusterIPs come from.
+    pub cidr: IpNet,
+    /// First NodePort.
+    pub node_port_first: u16,
+    /// Last NodePort (inclusive).
+    pub node_port_last: u16,
+}
+
+impl Default for ServiceNetwork {
+    fn default() -> Self {
+        Self {
+            cidr: "10.43.0.0/16"
+                .parse()
+                .unwrap_or_else(|_| IpNet::V4(ipnet::Ipv4Net::default())),
+            node_port_first: 30000,
+            node_port_last: 32767,
+        }
+    }
+}
+
+/// Serialises Service allocation with the write that records it.
+#[derive(Debug, Default)]
+pub struct Allocator {
+    /// Held from reading the used set until the Service is stored.
+    pub lock: tokio::sync::Mutex<()>,
+    /// The networks allocated from.
+    pub network: ServiceNetwork,
+}
+
+fn used(services: &[Value]) -> (HashSet<IpAddr>, HashSet<i64>) {
+    let mut ips = HashSet::new();
+    let mut ports = HashSet::new();
+    for svc in services {
+        for ip in svc
+            .pointer("/spec/clusterIPs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(ip) = ip.as_str().and_then(|s| s.parse().ok()) {
+                ips.insert(ip);
+            }
+        }
+        if let Some(ip) = svc
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+        {
+            ips.insert(ip);
+        }
+        for port in svc
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(p) = port.get("nodePort").and_then(Value::as_i64) {
+                ports.insert(p);
+            }
+        }
+        if let Some(p) = svc
+            .pointer("/spec/healthCheckNodePort")
+            .and_then(Value::as_i64)
+        {
+            ports.insert(p);
+        }
+    }
+    (ips, ports)
+}
+
+impl Allocator {
+    /// Fills in the ClusterIP and NodePorts a new Service needs, checking requested ones.
+    /// Call with `lock` held.
+    pub async fn allocate(
+        &self,
+        store: &dyn Backend,
+        prefix: &str,
+        svc: &mut Value,
+    ) -> ApiResult<()> {
+        let listed = store
+            .list(prefix, None, 0, 0)
+            .await
+            .map_err(crate::errors::from_store)?;
+        let existing: Vec<Value> = listed
+            .kvs
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+            .collect();
+        let (used_ips, used_ports) = used(&existing);
+        let name = objects::name(svc).to_string();
+        let invalid = |e: FieldError| invalid_status("", "Service", &name, &[e]);
+        let needs = kite_api::defaults::service_allocations(svc);
+
+        if let Some(requested) = svc
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && *s != "None")
+        {
+            let ip: IpAddr = requested.parse().map_err(|_| {
+                invalid(FieldError::invalid(
+                    "spec.clusterIP",
+                    requested,
+                    "must be a valid IP address",
+                ))
+            })?;
+            if !self.network.cidr.contains(&ip) {
+                return Err(invalid(FieldError::invalid(
+                    "spec.clusterIPs",
+                    requested,
+                    format!(
+                        "failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. The range of valid IPs is {}",
+                        self.network.cidr
+                    ),
+                )));
+            }
+            if used_ips.contains(&ip) {
+                return Err(invalid(FieldError::invalid(
+                    "spec.clusterIPs",
+                    requested,
+                    format!("failed to allocate IP {requested}: provided IP is already allocated"),
+                )));
+            }
+            svc["spec"]["clusterIPs"] = json!([requested]);
+        } else if needs.cluster_ip {
+            let ip = self.free_ip(&used_ips).ok_or_else(|| {
+                invalid(FieldError::internal(
+                    "spec.clusterIPs",
+                    format!(
+                        "failed to allocate a serviceIP: range is full ({})",
+                        self.network.cidr
+                    ),
+                ))
+            })?;
+            svc["spec"]["clusterIP"] = json!(ip.to_string());
+            svc["spec"]["clusterIPs"] = json!([ip.to_string()]);
+        }
+
+        let mut taken = used_ports;
+        let span = (self.network.node_port_first, self.network.node_port_last);
+        if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+            for (i, port) in ports.iter_mut().enumerate() {
+                if let Some(requested) = port
+                    .get("nodePort")
+                    .and_then(Value::as_i64)
+                    .filter(|p| *p != 0)
+                {
+                    if requested < i64::from(span.0) || requested > i64::from(span.1) {
+                        return Err(invalid(FieldError::invalid(
+                            format!("spec.ports[{i}].nodePort"),
+                            requested,
+                            format!(
+                                "provided port is not in the valid range. The range of valid ports is {}-{}",
+                                span.0, span.1
+                            ),
+                        )));
+                    }
+                    if !taken.insert(requested) {
+                        return Err(invalid(FieldError::invalid(
+                            format!("spec.ports[{i}].nodePort"),
+                            requested,
+                            "provided port is already allocated",
+                        )));
+                    }
+                } else if needs.node_ports.contains(&i) {
+                    let port_number = free_port(&taken, span).ok_or_else(|| {
+                        invalid(FieldError::internal(
+                            format!("spec.ports[{i}].nodePort"),
+                            "range is full",
+                        ))
+                    })?;
+                    taken.insert(port_number);
+                    port["nodePort"] = json!(port_number);
+                }
+            }
+        }
+        if needs.health_check_node_port && svc.pointer("/spec/healthCheckNodePort").is_none() {
+            if let Some(p) = free_port(&taken, span) {
+                svc["spec"]["healthCheckNodePort"] = json!(p);
+            }
+        }
+        let family = if self.network.cidr.addr().is_ipv4() {
+            "IPv4"
+        } else {
+            "IPv6"
+        };
+        kite_api::defaults::service_ip_families(svc, &[family]);
+        Ok(())
+    }
+
+    fn free_ip(&self, used: &HashSet<IpAddr>) -> Option<IpAddr> {
+        let hosts: Vec<IpAddr> = self.network.cidr.hosts().take(1 << 16).collect();
+        if hosts.len() < 2 {
+            return None;
+        }
+        // Random probing from a random start, skipping the first address (the API service).
+        let start = rand::random_range(1..hosts.len());
+        (0..hosts.len() - 1)
+            .map(|i| hosts[1 + (start - 1 + i) % (hosts.len() - 1)])
+            .find(|ip| !used.contains(ip))
+    }
+}
+
+fn free_port(taken: &HashSet<i64>, (first, last): (u16, u16)) -> Option<i64> {
+    let size = i64::from(last) - i64::from(first) + 1;
+    let start = rand::random_range(0..size);
+    (0..size)
+        .map(|i| i64::from(first) + (start + i) % size)
+        .find(|p| !taken.contains(p))
+}

@@ -1,0 +1,198 @@
+//! Empties namespaces being deleted, then releases them.
+//!
+//! When a namespace is deleted it turns `Terminating` and keeps the
+//! `kubernetes` entry in `spec.finalizers`. This task deletes every object in
+//! it (through the same handlers as API requests, so finalizers on those
+//! objects are honoured) and, once nothing is left, removes the finalizer via
+//! `namespaces/<name>/finalize`, which completes the delete.
+
+use crate::api::{Api, Call};
+use crate::authn::UserInfo;
+use crate::request::{ResourceRequest, Verb};
+use crate::watch_cache::Start;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const FINALIZER: &str = "kubernetes";
+
+/// Runs the finalizer until the API is dropped.
+pub async fn run(api: Arc<Api>) {
+    let Some(namespaces) = api.registry.get("", "v1", "namespaces") else {
+        return;
+    };
+    let cache = api.cache(&namespaces);
+    cache.wait_ready().await;
+    let user = UserInfo {
+        name: "system:serviceaccount:kube-system:namespace-controller".into(),
+        groups: vec![
+            "system:masters".into(),
+            crate::authn::AUTHENTICATED_GROUP.into(),
+        ],
+    };
+    loop {
+        let Ok((start, mut live)) = cache.subscribe(0) else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let mut pending: BTreeSet<String> = match start {
+            Start::Snapshot(objects, _) => objects
+                .iter()
+                .filter(|o| terminating(&o.value))
+                .map(|o| o.name().to_string())
+                .collect(),
+            Start::History(_) => BTreeSet::new(),
+        };
+        loop {
+            for name in pending.clone() {
+                match finalize(&api, &user, &name).await {
+                    Ok(true) => {
+                        pending.remove(&name);
+                    }
+                    Ok(false) => {}
+                    Err(status) => {
+                        tracing::warn!(namespace = %name, message = %status.message, "namespace cleanup failed; retrying")
+                    }
+                }
+            }
+            let wait = if pending.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_millis(500)
+            };
+            match tokio::time::timeout(wait, live.recv()).await {
+                Ok(Ok(event)) if terminating(&event.object.value) => {
+                    pending.insert(event.object.name().to_string());
+                }
+                Ok(Ok(_)) | Err(_) => {}
+                // Lagged or closed: resubscribe and rebuild the pending set.
+                Ok(Err(_)) => break,
+            }
+        }
+    }
+}
+
+fn terminating(ns: &Value) -> bool {
+    ns.pointer("/metadata/deletionTimestamp").is_some()
+        && ns
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| f.iter().any(|v| v == FINALIZER))
+}
+
+fn call<'a>(
+    api: &'a Api,
+    user: &'a UserInfo,
+    headers: &'a HeaderMap,
+    resource: Arc<kite_api::ResourceInfo>,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    subresource: Option<&str>,
+    verb: Verb,
+    body: Bytes,
+) -> Call<'a> {
+    Call {
+        api,
+        request: ResourceRequest {
+            group: resource.group.clone(),
+            version: resource.version.clone(),
+            namespace: namespace.map(str::to_string),
+            resource: resource.plural.clone(),
+            name: name.map(str::to_string),
+            subresource: subresource.map(str::to_string),
+            verb,
+        },
+        resource,
+        query: "",
+        headers,
+        body,
+        user,
+    }
+}
+
+/// Deletes what is left in `name`; returns true once the namespace is released.
+async fn finalize(api: &Api, user: &UserInfo, name: &str) -> Result<bool, kite_api::Status> {
+    let headers = HeaderMap::new();
+    let mut remaining = 0usize;
+    for resource in api.registry.all() {
+        if !resource.namespaced
+            || !resource.preferred
+            || !resource.allows("delete")
+            || !resource.allows("list")
+        {
+            continue;
+        }
+        let prefix = crate::objects::prefix(&resource, Some(name));
+        let listed = api
+            .store
+            .list(&prefix, None, 0, 0)
+            .await
+            .map_err(crate::errors::from_store)?;
+        if listed.kvs.is_empty() {
+            continue;
+        }
+        remaining += listed.kvs.len();
+        let c = call(
+            api,
+            user,
+            &headers,
+            resource,
+            Some(name),
+            None,
+            None,
+            Verb::DeleteCollection,
+            Bytes::new(),
+        );
+        crate::handlers::delete::delete_collection(&c).await?;
+    }
+    if remaining > 0 {
+        return Ok(false);
+    }
+    let Some(namespaces) = api.registry.get("", "v1", "namespaces") else {
+        return Ok(true);
+    };
+    let current = {
+        let c = call(
+            api,
+            user,
+            &headers,
+            namespaces.clone(),
+            None,
+            Some(name),
+            None,
+            Verb::Get,
+            Bytes::new(),
+        );
+        crate::handlers::get::read(&c, name).await?
+    };
+    let Some((ns, _)) = current else {
+        return Ok(true);
+    };
+    let finalizers: Vec<Value> = ns
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter(|v| *v != FINALIZER).cloned().collect())
+        .unwrap_or_default();
+    let mut body = ns.clone();
+    body["spec"]["finalizers"] = json!(finalizers);
+    let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    let c = call(
+        api,
+        user,
+        &headers,
+        namespaces,
+        None,
+        Some(name),
+        Some("finalize"),
+        Verb::Update,
+        body,
+    );
+    match crate::handlers::update::update(&c, Some("finalize")).await {
+        Ok(_) => Ok(true),
+        Err(status) if status.code == 404 => Ok(true),
+        Err(status) => Err(status),
+    }
+}
