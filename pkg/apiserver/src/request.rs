@@ -129,7 +129,7 @@ pub fn parse(method: &Method, path: &str, query: &str) -> Option<ApiPath> {
     {
         return None;
     }
-    let watch_param = query_param(query, "watch").is_some_and(|v| v == "true" || v == "1");
+    let watch_param = query_param(query, "watch").is_some_and(|v| parse_bool(&v));
     let verb = match *method {
         Method::GET | Method::HEAD => match (legacy_watch || watch_param, name.is_some()) {
             (true, _) => Verb::Watch,
@@ -164,6 +164,11 @@ fn name_and_sub<'a>(tail: &[&'a str]) -> Option<NameAndSub<'a>> {
         // Proxy subresources carry a path after them; kite does not proxy yet.
         _ => None,
     }
+}
+
+/// A boolean query value as Go's `strconv.ParseBool` reads it (`1`, `t`, `true`, `True`, ...).
+pub fn parse_bool(value: &str) -> bool {
+    matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
 /// The first value of a query parameter, percent-decoded.

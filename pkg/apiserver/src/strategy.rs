@@ -75,6 +75,7 @@ pub fn prepare_for_create(resource: &ResourceInfo, obj: &mut Value, namespace: O
         return;
     }
     initial_status(resource, obj);
+    fold_string_data(resource, obj);
     kite_api::defaults::apply(&resource.group, &resource.kind, obj);
     match (resource.group.as_str(), resource.kind.as_str()) {
         ("", "Pod") => kite_api::defaults::prepare_pod_for_create(obj),
@@ -133,6 +134,7 @@ pub fn prepare_for_update(resource: &ResourceInfo, new: &mut Value, old: &Value)
         if resource.group.is_empty() && resource.kind == "Service" {
             keep_service_allocations(new, old);
         }
+        fold_string_data(resource, new);
         kite_api::defaults::apply(&resource.group, &resource.kind, new);
     }
     if resource.group.is_empty() && resource.kind == "Namespace" {
@@ -221,6 +223,25 @@ fn spec_of(obj: &Value) -> Value {
         map.remove("kind");
     }
     rest
+}
+
+/// A Secret's write-only `stringData` is folded into `data` (base64), overriding
+/// keys it shares, as the Secret's v1 conversion does.
+fn fold_string_data(resource: &ResourceInfo, obj: &mut Value) {
+    use base64::Engine;
+    if !(resource.group.is_empty() && resource.kind == "Secret") {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
+    if !obj.get("data").is_some_and(Value::is_object) {
+        obj["data"] = json!({});
+    }
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        obj["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
 }
 
 /// A Service update that leaves out its allocated cluster IPs or node ports keeps them,

@@ -57,7 +57,7 @@ fn params(call: &Call<'_>) -> ApiResult<Params> {
             .parse::<i64>()
             .map_err(|_| errors::bad_request(format!("invalid resource version {rv:?}")))?,
     };
-    let flag = |key: &str| call.param(key).is_some_and(|v| v == "true" || v == "1");
+    let flag = |key: &str| call.param(key).is_some_and(|v| crate::request::parse_bool(&v));
     let bookmarks = flag("allowWatchBookmarks");
     let initial_events = flag("sendInitialEvents");
     if initial_events {
