@@ -6,6 +6,11 @@
 //! feature, against a real etcd started on a free loopback port with its data in a temp
 //! dir. Prints a Markdown table. Run it with `tests/bench/store.sh`.
 //!
+//! Reading the numbers: writes with one caller measure the disk's flush latency. On VMs
+//! where waking a thread on an idle vCPU after an I/O completion waits for the next timer
+//! tick, a flush costs ~4 ms unless something keeps the CPU busy (Go's spinning scheduler
+//! does, for etcd); `TMPDIR=/dev/shm` takes the disk out and shows the stores' own cost.
+//!
 //! Arguments: `--seconds N` per measurement (default 2), `--quick` (1 and 16 callers only),
 //! `--kite-only` (no etcd), `--only NAME` (operations whose name starts with NAME).
 
