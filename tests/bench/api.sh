@@ -16,7 +16,7 @@ ip netns add "$ns"
 ip -n "$ns" link set lo up
 : > "$work/empty.yaml"
 # Enough file descriptors for 1,000 watch connections on both sides.
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 ip netns exec "$ns" target/release/kite server --data-dir "$work/data" -o "$work/kite.yaml" -c "$work/empty.yaml" \
   >"$work/kite.log" 2>&1 &
 pid=$!

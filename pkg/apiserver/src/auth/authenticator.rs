@@ -45,10 +45,11 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
     {
         let mut parts = value.split_whitespace();
-        if let (Some(scheme), Some(token)) = (parts.next(), parts.next()) {
-            if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() {
-                return Some(token.to_string());
-            }
+        if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
+            && scheme.eq_ignore_ascii_case("bearer")
+            && !token.is_empty()
+        {
+            return Some(token.to_string());
         }
     }
     let protocols = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL);

@@ -223,10 +223,9 @@ impl Auth {
         let caches = rbac::caches(&api).await?;
         let key = rbac::SnapshotKey::of(&caches);
         if let Some((cached_key, snapshot)) = &*self.rbac.lock().unwrap_or_else(|e| e.into_inner())
+            && *cached_key == key
         {
-            if *cached_key == key {
-                return Some(snapshot.clone());
-            }
+            return Some(snapshot.clone());
         }
         let snapshot = Arc::new(rbac::Snapshot::from_caches(&caches));
         *self.rbac.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, snapshot.clone()));

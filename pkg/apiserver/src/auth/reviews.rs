@@ -471,13 +471,13 @@ async fn bound_object(
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if !node.is_empty() {
-            if let Some(node_obj) = tokens::lookup(call.api, "nodes", None, node).await {
-                bound.node = Some((
-                    node.to_string(),
-                    objects::meta_str(&node_obj, "uid").to_string(),
-                ));
-            }
+        if !node.is_empty()
+            && let Some(node_obj) = tokens::lookup(call.api, "nodes", None, node).await
+        {
+            bound.node = Some((
+                node.to_string(),
+                objects::meta_str(&node_obj, "uid").to_string(),
+            ));
         }
     }
     Ok(bound)
