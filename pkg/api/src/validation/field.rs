@@ -206,11 +206,9 @@ impl FieldError {
     /// The part after `field: `, as `StatusCause.message` carries it.
     pub fn body(&self) -> String {
         let mut out = self.kind.label().to_string();
-        if self.kind.shows_value() {
-            if let Some(value) = &self.value {
-                out.push_str(": ");
-                out.push_str(&render_value(value));
-            }
+        if let (true, Some(value)) = (self.kind.shows_value(), &self.value) {
+            out.push_str(": ");
+            out.push_str(&render_value(value));
         }
         if !self.detail.is_empty() {
             out.push_str(": ");
