@@ -192,10 +192,11 @@ impl Allocator {
                 }
             }
         }
-        if needs.health_check_node_port && svc.pointer("/spec/healthCheckNodePort").is_none() {
-            if let Some(p) = free_port(&taken, span) {
-                svc["spec"]["healthCheckNodePort"] = json!(p);
-            }
+        if needs.health_check_node_port
+            && svc.pointer("/spec/healthCheckNodePort").is_none()
+            && let Some(p) = free_port(&taken, span)
+        {
+            svc["spec"]["healthCheckNodePort"] = json!(p);
         }
         let family = if self.network.cidr.addr().is_ipv4() {
             "IPv4"

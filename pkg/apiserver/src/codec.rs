@@ -118,15 +118,15 @@ pub fn decode_typed(
 
 /// A response carrying `value` in the negotiated form (`Json` or `Yaml`).
 pub fn respond(code: StatusCode, output: Output, value: &Value) -> Response<Body> {
-    if output == Output::Yaml {
-        if let Ok(text) = serde_saphyr::to_string(value) {
-            let mut response = body::text(code, text);
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/yaml"),
-            );
-            return response;
-        }
+    if output == Output::Yaml
+        && let Ok(text) = serde_saphyr::to_string(value)
+    {
+        let mut response = body::text(code, text);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/yaml"),
+        );
+        return response;
     }
     body::json(code, serde_json::to_vec(value).unwrap_or_default())
 }

@@ -39,15 +39,15 @@ pub fn problems(call: &Call<'_>, raw: &[u8], obj: &Value) -> Vec<String> {
             problems.push(format!("duplicate field {field:?}"));
         }
     }
-    if !crate::strategy::is_custom(&call.resource) {
-        if let Some(def) = kite_api::schema::definition_name_for(
+    if !crate::strategy::is_custom(&call.resource)
+        && let Some(def) = kite_api::schema::definition_name_for(
             &call.resource.group,
             &call.resource.version,
             &call.resource.kind,
-        ) {
-            for field in kite_api::schema::unknown_fields(def, obj) {
-                problems.push(format!("unknown field {field:?}"));
-            }
+        )
+    {
+        for field in kite_api::schema::unknown_fields(def, obj) {
+            problems.push(format!("unknown field {field:?}"));
         }
     }
     problems

@@ -56,10 +56,10 @@ impl Filter {
 
     /// Whether `obj` passes.
     pub fn matches(&self, obj: &Value) -> bool {
-        if let Some(ns) = &self.namespace {
-            if objects::namespace(obj) != ns {
-                return false;
-            }
+        if let Some(ns) = &self.namespace
+            && objects::namespace(obj) != ns
+        {
+            return false;
         }
         if !self.labels.is_empty() && !self.labels.matches(&objects::labels(obj)) {
             return false;

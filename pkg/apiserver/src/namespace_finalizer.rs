@@ -83,29 +83,34 @@ fn terminating(ns: &Value) -> bool {
             .is_some_and(|f| f.iter().any(|v| v == FINALIZER))
 }
 
+/// What one internal request addresses.
+struct Target<'n> {
+    resource: Arc<kite_api::ResourceInfo>,
+    namespace: Option<&'n str>,
+    name: Option<&'n str>,
+    subresource: Option<&'n str>,
+    verb: Verb,
+}
+
 fn call<'a>(
     api: &'a Api,
     user: &'a UserInfo,
     headers: &'a HeaderMap,
-    resource: Arc<kite_api::ResourceInfo>,
-    namespace: Option<&str>,
-    name: Option<&str>,
-    subresource: Option<&str>,
-    verb: Verb,
+    target: Target<'_>,
     body: Bytes,
 ) -> Call<'a> {
     Call {
         api,
         request: ResourceRequest {
-            group: resource.group.clone(),
-            version: resource.version.clone(),
-            namespace: namespace.map(str::to_string),
-            resource: resource.plural.clone(),
-            name: name.map(str::to_string),
-            subresource: subresource.map(str::to_string),
-            verb,
+            group: target.resource.group.clone(),
+            version: target.resource.version.clone(),
+            namespace: target.namespace.map(str::to_string),
+            resource: target.resource.plural.clone(),
+            name: target.name.map(str::to_string),
+            subresource: target.subresource.map(str::to_string),
+            verb: target.verb,
         },
-        resource,
+        resource: target.resource,
         query: "",
         headers,
         body,
@@ -139,11 +144,13 @@ async fn finalize(api: &Api, user: &UserInfo, name: &str) -> Result<bool, kite_a
             api,
             user,
             &headers,
-            resource,
-            Some(name),
-            None,
-            None,
-            Verb::DeleteCollection,
+            Target {
+                resource,
+                namespace: Some(name),
+                name: None,
+                subresource: None,
+                verb: Verb::DeleteCollection,
+            },
             Bytes::new(),
         );
         crate::handlers::delete::delete_collection(&c).await?;
@@ -159,11 +166,13 @@ async fn finalize(api: &Api, user: &UserInfo, name: &str) -> Result<bool, kite_a
             api,
             user,
             &headers,
-            namespaces.clone(),
-            None,
-            Some(name),
-            None,
-            Verb::Get,
+            Target {
+                resource: namespaces.clone(),
+                namespace: None,
+                name: Some(name),
+                subresource: None,
+                verb: Verb::Get,
+            },
             Bytes::new(),
         );
         crate::handlers::get::read(&c, name).await?
@@ -183,11 +192,13 @@ async fn finalize(api: &Api, user: &UserInfo, name: &str) -> Result<bool, kite_a
         api,
         user,
         &headers,
-        namespaces,
-        None,
-        Some(name),
-        Some("finalize"),
-        Verb::Update,
+        Target {
+            resource: namespaces,
+            namespace: None,
+            name: Some(name),
+            subresource: Some("finalize"),
+            verb: Verb::Update,
+        },
         body,
     );
     match crate::handlers::update::update(&c, Some("finalize")).await {

@@ -38,10 +38,9 @@ impl OpenApi {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
+            && built.generation == generation
         {
-            if built.generation == generation {
-                return built.clone();
-            }
+            return built.clone();
         }
         let builtin: Vec<kite_api::ResourceInfo> = registry
             .all()
@@ -98,10 +97,10 @@ impl OpenApi {
             )));
         };
         let mut response = body::json(StatusCode::OK, Bytes::from((*doc).clone()));
-        if let Some(hash) = built.v3.hash(key) {
-            if let Ok(etag) = format!("\"{hash}\"").parse() {
-                response.headers_mut().insert(header::ETAG, etag);
-            }
+        if let Some(hash) = built.v3.hash(key)
+            && let Ok(etag) = format!("\"{hash}\"").parse()
+        {
+            response.headers_mut().insert(header::ETAG, etag);
         }
         response.headers_mut().insert(
             header::CACHE_CONTROL,

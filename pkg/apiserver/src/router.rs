@@ -88,10 +88,10 @@ impl Router {
             return body::status(&Status::unauthorized());
         };
         let user = &*user;
-        if let Some(api) = &self.api {
-            if let Some(response) = api.handle(request, user).await {
-                return response;
-            }
+        if let Some(api) = &self.api
+            && let Some(response) = api.handle(request, user).await
+        {
+            return response;
         }
         tracing::debug!(user = %user.name, "no handler for path");
         body::status(&Status::failure(

@@ -67,10 +67,10 @@ pub fn prepare_for_create(resource: &ResourceInfo, obj: &mut Value, namespace: O
         }
     }
     if is_custom(resource) {
-        if has_status(resource) {
-            if let Some(map) = obj.as_object_mut() {
-                map.remove("status");
-            }
+        if has_status(resource)
+            && let Some(map) = obj.as_object_mut()
+        {
+            map.remove("status");
         }
         return;
     }
@@ -232,7 +232,8 @@ fn fold_string_data(resource: &ResourceInfo, obj: &mut Value) {
     if !(resource.group.is_empty() && resource.kind == "Secret") {
         return;
     }
-    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else {
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
         return;
     };
     if !obj.get("data").is_some_and(Value::is_object) {
@@ -251,10 +252,8 @@ fn keep_service_allocations(new: &mut Value, old: &Value) {
         let missing = new
             .pointer(&format!("/spec/{field}"))
             .is_none_or(|v| v.is_null() || v == "");
-        if missing {
-            if let Some(value) = old.pointer(&format!("/spec/{field}")) {
-                new["spec"][field] = value.clone();
-            }
+        if missing && let Some(value) = old.pointer(&format!("/spec/{field}")) {
+            new["spec"][field] = value.clone();
         }
     }
     let old_ports = old

@@ -262,10 +262,10 @@ impl WatchCache {
         };
         state.revision = revision;
         state.history.push_back(cached.clone());
-        if state.history.len() > HISTORY {
-            if let Some(dropped) = state.history.pop_front() {
-                state.oldest = dropped.revision;
-            }
+        if state.history.len() > HISTORY
+            && let Some(dropped) = state.history.pop_front()
+        {
+            state.oldest = dropped.revision;
         }
         // Sent under the lock so a watcher subscribing under the read lock sees no gap.
         let _ = self.live.send(cached);

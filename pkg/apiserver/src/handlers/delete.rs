@@ -114,16 +114,16 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
                 ));
             }
         }
-        if let Some(rv) = options.resource_version {
-            if rv != revision {
-                return Err(errors::conflict_with(
-                    &call.resource,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {revision}"
-                    ),
-                ));
-            }
+        if let Some(rv) = options.resource_version
+            && rv != revision
+        {
+            return Err(errors::conflict_with(
+                &call.resource,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {revision}"
+                ),
+            ));
         }
         if held(&object) {
             // Finalizers hold the object: mark it deleted and let their owners finish.

@@ -55,11 +55,9 @@ pub async fn list(call: &Call<'_>) -> ApiResult<Response<Body>> {
                 .into_iter()
                 .map(|mut item| {
                     // Built-in lists carry their items' type only on the list, as kube-apiserver's do.
-                    if !custom {
-                        if let Some(map) = item.as_object_mut() {
-                            map.remove("kind");
-                            map.remove("apiVersion");
-                        }
+                    if !custom && let Some(map) = item.as_object_mut() {
+                        map.remove("kind");
+                        map.remove("apiVersion");
                     }
                     item
                 })

@@ -168,24 +168,22 @@ pub fn check_type(call: &Call<'_>, obj: &Value) -> ApiResult<()> {
         .get("apiVersion")
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
+        && version != expected_version
     {
-        if version != expected_version {
-            return Err(errors::bad_request(format!(
-                "the API version in the data ({version}) does not match the expected API version ({expected_version})"
-            )));
-        }
+        return Err(errors::bad_request(format!(
+            "the API version in the data ({version}) does not match the expected API version ({expected_version})"
+        )));
     }
     if let Some(kind) = obj
         .get("kind")
         .and_then(Value::as_str)
         .filter(|k| !k.is_empty())
+        && kind != call.resource.kind
     {
-        if kind != call.resource.kind {
-            return Err(errors::bad_request(format!(
-                "the kind in the data ({kind}) does not match the expected kind ({})",
-                call.resource.kind
-            )));
-        }
+        return Err(errors::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            call.resource.kind
+        )));
     }
     Ok(())
 }

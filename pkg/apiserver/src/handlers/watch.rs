@@ -57,7 +57,10 @@ fn params(call: &Call<'_>) -> ApiResult<Params> {
             .parse::<i64>()
             .map_err(|_| errors::bad_request(format!("invalid resource version {rv:?}")))?,
     };
-    let flag = |key: &str| call.param(key).is_some_and(|v| crate::request::parse_bool(&v));
+    let flag = |key: &str| {
+        call.param(key)
+            .is_some_and(|v| crate::request::parse_bool(&v))
+    };
     let bookmarks = flag("allowWatchBookmarks");
     let initial_events = flag("sendInitialEvents");
     if initial_events {
@@ -172,18 +175,16 @@ async fn run(
                 }
             }
             last_sent = revision.max(params.from);
-            if params.initial_events {
-                if tx.send(encoder.bookmark(last_sent, true)).await.is_err() {
-                    return;
-                }
+            if params.initial_events && tx.send(encoder.bookmark(last_sent, true)).await.is_err() {
+                return;
             }
         }
         Start::History(events) => {
             for event in &events {
-                if let Some(line) = encoder.event(event, &params.filter) {
-                    if tx.send(line).await.is_err() {
-                        return;
-                    }
+                if let Some(line) = encoder.event(event, &params.filter)
+                    && tx.send(line).await.is_err()
+                {
+                    return;
                 }
                 last_sent = event.revision;
             }
@@ -211,11 +212,10 @@ async fn run(
                         continue;
                     }
                     last_sent = event.revision;
-                    if let Some(line) = encoder.event(&event, &params.filter) {
-                        if tx.send(line).await.is_err() {
+                    if let Some(line) = encoder.event(&event, &params.filter)
+                        && tx.send(line).await.is_err() {
                             return;
                         }
-                    }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     tracing::debug!("watcher fell behind; ending its watch");
