@@ -16,7 +16,9 @@ use super::util::{
 use serde_json::Value;
 use std::collections::HashSet;
 
-const VOLUME_SOURCES: &[&str] = &[
+/// Every volume source field of a `Volume`; exactly one must be set (defaulting adds
+/// `emptyDir` when none is).
+pub(crate) const VOLUME_SOURCES: &[&str] = &[
     "hostPath",
     "emptyDir",
     "gcePersistentDisk",
