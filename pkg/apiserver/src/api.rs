@@ -158,7 +158,9 @@ impl Api {
         let mut caches = self.caches.write().unwrap_or_else(|e| e.into_inner());
         caches
             .entry(prefix.clone())
-            .or_insert_with(|| WatchCache::start(self.store.clone(), prefix))
+            .or_insert_with(|| {
+                WatchCache::start(self.store.clone(), prefix, &resource.group, &resource.kind)
+            })
             .clone()
     }
 

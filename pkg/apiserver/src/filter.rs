@@ -54,6 +54,21 @@ impl Filter {
         self.labels.is_empty() && self.fields.is_empty()
     }
 
+    /// Whether a cached object passes (no parsing: the cache keeps what filters read).
+    pub fn matches_cached(&self, obj: &crate::watch_cache::CachedObject) -> bool {
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| obj.namespace() != ns)
+        {
+            return false;
+        }
+        if !self.labels.is_empty() && !self.labels.matches(obj.labels()) {
+            return false;
+        }
+        self.fields.is_empty() || self.fields.matches(obj.fields())
+    }
+
     /// Whether `obj` passes.
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(ns) = &self.namespace

@@ -41,7 +41,7 @@ pub async fn run(api: Arc<Api>) {
         let mut pending: BTreeSet<String> = match start {
             Start::Snapshot(objects, _) => objects
                 .iter()
-                .filter(|o| terminating(&o.value))
+                .filter(|o| terminating(&o.value()))
                 .map(|o| o.name().to_string())
                 .collect(),
             Start::History(_) => BTreeSet::new(),
@@ -64,7 +64,7 @@ pub async fn run(api: Arc<Api>) {
                 Duration::from_millis(500)
             };
             match tokio::time::timeout(wait, live.recv()).await {
-                Ok(Ok(event)) if terminating(&event.object.value) => {
+                Ok(Ok(event)) if terminating(&event.object.value()) => {
                     pending.insert(event.object.name().to_string());
                 }
                 Ok(Ok(_)) | Err(_) => {}

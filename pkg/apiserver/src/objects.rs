@@ -87,6 +87,73 @@ pub fn decode(bytes: &[u8], revision: i64) -> Result<Value, serde_json::Error> {
     Ok(obj)
 }
 
+/// The stored bytes with `metadata.resourceVersion` put back, without parsing the
+/// whole object: the top-level `"metadata":{` is found by a scan that skips strings,
+/// and the field is inserted right after it. Falls back to a full decode when the
+/// object has no metadata object.
+pub fn with_resource_version(stored: &[u8], revision: i64) -> Result<Bytes, serde_json::Error> {
+    if let Some(at) = top_level_metadata(stored) {
+        let field = format!("\"resourceVersion\":\"{revision}\"");
+        let empty = stored
+            .get(at..)
+            .and_then(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()))
+            == Some(&b'}');
+        let mut out = Vec::with_capacity(stored.len() + field.len() + 1);
+        out.extend_from_slice(&stored[..at]);
+        out.extend_from_slice(field.as_bytes());
+        if !empty {
+            out.push(b',');
+        }
+        out.extend_from_slice(&stored[at..]);
+        return Ok(Bytes::from(out));
+    }
+    let value = decode(stored, revision)?;
+    Ok(Bytes::from(serde_json::to_vec(&value)?))
+}
+
+/// Offset just after the `{` that opens the top-level `metadata` object.
+fn top_level_metadata(json: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < json.len() && json[i] != b'"' {
+                    if json[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                let key = json.get(start..i)?;
+                i += 1;
+                if depth == 1 && key == b"metadata" {
+                    let mut j = i;
+                    while j < json.len() && json[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if json.get(j) == Some(&b':') {
+                        j += 1;
+                        while j < json.len() && json[j].is_ascii_whitespace() {
+                            j += 1;
+                        }
+                        if json.get(j) == Some(&b'{') {
+                            return Some(j + 1);
+                        }
+                    }
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Labels of an object as a map (empty when absent).
 pub fn labels(obj: &Value) -> Map<String, Value> {
     obj.get("metadata")
@@ -171,6 +238,21 @@ mod tests {
         assert!(!String::from_utf8_lossy(&bytes).contains("resourceVersion"));
         let back = decode(&bytes, 42).expect("decode");
         assert_eq!(back["metadata"]["resourceVersion"], "42");
+    }
+
+    #[test]
+    fn resource_versions_are_spliced_into_stored_bytes() {
+        let cases = [
+            json!({"apiVersion": "v1", "data": {"metadata": "x", "k\"metadata\"": "{"}, "kind": "ConfigMap", "metadata": {"name": "a"}}),
+            json!({"metadata": {}, "spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}),
+            json!({"kind": "X"}),
+        ];
+        for obj in cases {
+            let stored = encode(&obj);
+            let spliced = with_resource_version(&stored, 42).expect("splice");
+            let back: Value = serde_json::from_slice(&spliced).expect("valid json");
+            assert_eq!(back, decode(&stored, 42).expect("decode"), "{obj}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use crate::objects;
 use bytes::Bytes;
+use kite_api::selector::FieldSet;
 use kite_store::{Backend, EventKind};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -42,43 +43,60 @@ impl EventType {
     }
 }
 
-/// An object as the cache holds it: parsed once, serialised once.
+/// An object as the cache holds it: serialised once (with its resourceVersion),
+/// plus the few fields that list and watch filters read. Memory per object is
+/// about its JSON size; the parsed form is rebuilt on demand.
 #[derive(Debug)]
 pub struct CachedObject {
     /// The store key.
     pub key: String,
-    /// The object with its resourceVersion.
-    pub value: Value,
-    /// The object serialised as JSON.
+    /// The object serialised as JSON, resourceVersion included.
     pub json: Bytes,
     /// Its mod revision.
     pub revision: i64,
+    namespace: String,
+    name: String,
+    labels: Map<String, Value>,
+    fields: FieldSet,
 }
 
 impl CachedObject {
-    fn new(key: String, value: Value, revision: i64) -> Self {
-        let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+    fn new(key: String, value: &Value, revision: i64, kind: &(String, String)) -> Self {
+        let json = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
         Self {
             key,
-            value,
             json,
             revision,
+            namespace: objects::namespace(value).to_string(),
+            name: objects::name(value).to_string(),
+            labels: objects::labels(value),
+            fields: kite_api::selector::field_set(&kind.0, &kind.1, value),
         }
+    }
+
+    /// The object, parsed.
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
     /// The object's namespace.
     pub fn namespace(&self) -> &str {
-        objects::namespace(&self.value)
+        &self.namespace
     }
 
     /// The object's name.
     pub fn name(&self) -> &str {
-        objects::name(&self.value)
+        &self.name
     }
 
     /// The object's labels.
-    pub fn labels(&self) -> Map<String, Value> {
-        objects::labels(&self.value)
+    pub fn labels(&self) -> &Map<String, Value> {
+        &self.labels
+    }
+
+    /// The object's selectable fields (`metadata.name`, `spec.nodeName`, ...).
+    pub fn fields(&self) -> &FieldSet {
+        &self.fields
     }
 }
 
@@ -110,6 +128,8 @@ struct State {
 #[derive(Debug)]
 pub struct WatchCache {
     prefix: String,
+    /// Group and kind of the objects, for their selectable fields.
+    kind: (String, String),
     state: RwLock<State>,
     live: broadcast::Sender<CachedEvent>,
     ready: tokio::sync::watch::Sender<bool>,
@@ -137,11 +157,12 @@ pub enum StartError {
 
 impl WatchCache {
     /// Starts a cache for the keys under `prefix`, filling it from `store` in the background.
-    pub fn start(store: Arc<dyn Backend>, prefix: String) -> Arc<Self> {
+    pub fn start(store: Arc<dyn Backend>, prefix: String, group: &str, kind: &str) -> Arc<Self> {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let (ready, _) = tokio::sync::watch::channel(false);
         let cache = Arc::new(Self {
             prefix,
+            kind: (group.to_string(), kind.to_string()),
             state: RwLock::new(State::default()),
             live,
             ready,
@@ -180,7 +201,12 @@ impl WatchCache {
                     Ok(value) => {
                         objects.insert(
                             kv.key.clone(),
-                            Arc::new(CachedObject::new(kv.key.clone(), value, kv.mod_revision)),
+                            Arc::new(CachedObject::new(
+                                kv.key.clone(),
+                                &value,
+                                kv.mod_revision,
+                                &self.kind,
+                            )),
                         );
                     }
                     Err(error) => {
@@ -226,7 +252,7 @@ impl WatchCache {
                         return;
                     }
                 };
-                let object = Arc::new(CachedObject::new(key.clone(), value, revision));
+                let object = Arc::new(CachedObject::new(key.clone(), &value, revision, &self.kind));
                 state.objects.insert(key, object.clone());
                 let kind = if prev.is_some() {
                     EventType::Modified
@@ -243,7 +269,7 @@ impl WatchCache {
             EventKind::Delete => {
                 state.objects.remove(&key);
                 // The deleted object is reported in its last state, at the delete revision.
-                let last = prev.as_ref().map(|p| p.value.clone()).or_else(|| {
+                let last = prev.as_ref().map(|p| p.value()).or_else(|| {
                     event
                         .prev_kv
                         .as_ref()
@@ -251,7 +277,7 @@ impl WatchCache {
                 });
                 let Some(mut value) = last else { return };
                 objects::set_resource_version(&mut value, revision);
-                let object = Arc::new(CachedObject::new(key, value, revision));
+                let object = Arc::new(CachedObject::new(key, &value, revision, &self.kind));
                 CachedEvent {
                     kind: EventType::Deleted,
                     revision,

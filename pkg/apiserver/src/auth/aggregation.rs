@@ -51,7 +51,7 @@ pub(crate) async fn run(api: Weak<Api>) {
 /// Writes the aggregated rules into every aggregating ClusterRole whose stored rules differ.
 async fn reconcile(api: &Api, resource: &kite_api::ResourceInfo) {
     let cache = api.cache(resource);
-    let roles: Vec<Value> = cache.list("").0.iter().map(|o| o.value.clone()).collect();
+    let roles: Vec<Value> = cache.list("").0.iter().map(|o| o.value()).collect();
     let effective = rbac::effective_rules(&roles);
     for role in &roles {
         if role.get("aggregationRule").is_none_or(Value::is_null) {

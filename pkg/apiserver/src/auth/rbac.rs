@@ -294,7 +294,7 @@ pub(crate) async fn caches(api: &Api) -> Option<Caches> {
 }
 
 fn values(cache: &WatchCache) -> Vec<Value> {
-    cache.list("").0.iter().map(|o| o.value.clone()).collect()
+    cache.list("").0.iter().map(|o| o.value()).collect()
 }
 
 /// Identifies the cache contents a snapshot was built from.

@@ -143,7 +143,7 @@ pub(crate) async fn lookup(
     {
         let (found, _) = cache.list(&key);
         if let Some(object) = found.into_iter().find(|o| o.key == key) {
-            return Some(object.value.clone());
+            return Some(object.value());
         }
     }
     let (_, kv) = api.store.get(&key, 0).await.ok()?;

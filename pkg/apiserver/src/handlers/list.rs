@@ -2,21 +2,22 @@
 //! otherwise a consistent, paginated read from the store.
 
 use crate::api::Call;
-use crate::body::Body;
+use crate::body::{self, Body};
 use crate::codec::{self, Output};
 use crate::errors::{self, ApiResult};
 use crate::filter::Filter;
 use crate::objects;
 use crate::output;
 use base64::Engine;
+use bytes::Bytes;
 use http::{Response, StatusCode};
 use kite_api::{Status, StatusReason};
 use serde_json::{Value, json};
 
 /// A page of matching objects at one revision.
 pub struct Page {
-    /// The objects, in key order.
-    pub items: Vec<Value>,
+    /// The objects as JSON (resourceVersion included), in key order.
+    pub items: Vec<Bytes>,
     /// The revision the list was read at.
     pub revision: i64,
     /// The continue token, when more remain.
@@ -36,9 +37,21 @@ pub async fn list(call: &Call<'_>) -> ApiResult<Response<Body>> {
     if let Some(remaining) = page.remaining.filter(|r| *r > 0) {
         metadata["remainingItemCount"] = json!(remaining);
     }
+    if output == Output::Json {
+        // The common case, assembled from the objects' stored bytes without parsing them.
+        return Ok(body::json(
+            StatusCode::OK,
+            json_list(call, &metadata, &page.items),
+        ));
+    }
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .filter_map(|b| serde_json::from_slice(b).ok())
+        .collect();
     let value = match output {
         Output::Table => {
-            let mut table = output::table(call, &page.items, json!(page.revision.to_string()))?;
+            let mut table = output::table(call, &items, json!(page.revision.to_string()))?;
             table["metadata"] = metadata;
             table
         }
@@ -46,31 +59,39 @@ pub async fn list(call: &Call<'_>) -> ApiResult<Response<Body>> {
             "kind": "PartialObjectMetadataList",
             "apiVersion": "meta.k8s.io/v1",
             "metadata": metadata,
-            "items": page.items.iter().map(output::partial).collect::<Vec<_>>(),
+            "items": items.iter().map(output::partial).collect::<Vec<_>>(),
         }),
-        Output::Json | Output::Yaml => {
-            let custom = crate::strategy::is_custom(&call.resource);
-            let items: Vec<Value> = page
-                .items
-                .into_iter()
-                .map(|mut item| {
-                    // Built-in lists carry their items' type only on the list, as kube-apiserver's do.
-                    if !custom && let Some(map) = item.as_object_mut() {
-                        map.remove("kind");
-                        map.remove("apiVersion");
-                    }
-                    item
-                })
-                .collect();
-            json!({
-                "kind": format!("{}List", call.resource.kind),
-                "apiVersion": call.resource.api_version(),
-                "metadata": metadata,
-                "items": items,
-            })
-        }
+        Output::Json | Output::Yaml => json!({
+            "kind": format!("{}List", call.resource.kind),
+            "apiVersion": call.resource.api_version(),
+            "metadata": metadata,
+            "items": items,
+        }),
     };
     Ok(codec::respond(StatusCode::OK, output, &value))
+}
+
+/// `{"kind":"XList","apiVersion":...,"metadata":...,"items":[...]}` from raw item bytes.
+fn json_list(call: &Call<'_>, metadata: &Value, items: &[Bytes]) -> Vec<u8> {
+    let size: usize = items.iter().map(|i| i.len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 256);
+    out.extend_from_slice(b"{\"kind\":");
+    out.extend_from_slice(
+        &serde_json::to_vec(&format!("{}List", call.resource.kind)).unwrap_or_default(),
+    );
+    out.extend_from_slice(b",\"apiVersion\":");
+    out.extend_from_slice(&serde_json::to_vec(&call.resource.api_version()).unwrap_or_default());
+    out.extend_from_slice(b",\"metadata\":");
+    out.extend_from_slice(&serde_json::to_vec(metadata).unwrap_or_default());
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// The list parameters and the page they select.
@@ -118,8 +139,8 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
         let (objects, revision) = cache.list(&prefix);
         let items = objects
             .iter()
-            .filter(|o| filter.matches(&o.value))
-            .map(|o| o.value.clone())
+            .filter(|o| filter.matches_cached(o))
+            .map(|o| o.json.clone())
             .collect();
         return Ok(Page {
             items,
@@ -160,10 +181,16 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
         revision = result.revision;
         let examined = result.kvs.len() as i64;
         for kv in &result.kvs {
-            let obj = objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal)?;
-            if filter.matches(&obj) {
-                items.push(obj);
+            if !filter.is_namespace_only() {
+                let obj = objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal)?;
+                if !filter.matches(&obj) {
+                    continue;
+                }
             }
+            items.push(
+                objects::with_resource_version(&kv.value, kv.mod_revision)
+                    .map_err(errors::internal)?,
+            );
         }
         start_after = result.kvs.last().map(|kv| kv.key.clone());
         let full = limit != 0 && items.len() >= limit;

@@ -165,7 +165,7 @@ async fn run(
     let mut last_sent = params.from;
     match start {
         Start::Snapshot(objects, revision) => {
-            for object in objects.iter().filter(|o| params.filter.matches(&o.value)) {
+            for object in objects.iter().filter(|o| params.filter.matches_cached(o)) {
                 if tx
                     .send(encoder.line(EventType::Added, object))
                     .await
@@ -236,11 +236,11 @@ struct Encoder {
 impl Encoder {
     /// The event for one watcher, accounting for objects moving into or out of its selector.
     fn event(&self, event: &CachedEvent, filter: &Filter) -> Option<Bytes> {
-        let now = filter.matches(&event.object.value);
+        let now = filter.matches_cached(&event.object);
         let before = event
             .prev
             .as_ref()
-            .is_some_and(|p| filter.matches(&p.value));
+            .is_some_and(|p| filter.matches_cached(p));
         let kind = match (event.kind, before, now) {
             (EventType::Deleted, _, _) if before || now => EventType::Deleted,
             (EventType::Deleted, _, _) => return None,
@@ -255,11 +255,11 @@ impl Encoder {
     fn line(&self, kind: EventType, object: &CachedObject) -> Bytes {
         let object_json: Bytes = match self.output {
             Output::Table => {
-                Bytes::from(serde_json::to_vec(&self.table(&object.value)).unwrap_or_default())
+                Bytes::from(serde_json::to_vec(&self.table(&object.value())).unwrap_or_default())
             }
-            Output::PartialMetadata => {
-                Bytes::from(serde_json::to_vec(&output::partial(&object.value)).unwrap_or_default())
-            }
+            Output::PartialMetadata => Bytes::from(
+                serde_json::to_vec(&output::partial(&object.value())).unwrap_or_default(),
+            ),
             _ => object.json.clone(),
         };
         let mut line = Vec::with_capacity(object_json.len() + 32);
