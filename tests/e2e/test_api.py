@@ -206,3 +206,58 @@ def test_aggregated_discovery_is_served(server):
     assert code == 200 and doc["kind"] == "APIGroupDiscoveryList"
     groups = {item["metadata"].get("name") for item in doc["items"]}
     assert {"apps", "batch", "rbac.authorization.k8s.io"} <= groups
+
+
+CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd], categories: [all]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}, scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}}
+    additionalPrinterColumns:
+    - {name: Size, type: string, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: string}
+              replicas: {type: integer}
+"""
+
+WIDGET = """
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w1}
+spec: {size: large, replicas: 1}
+"""
+
+
+def test_custom_resource_definitions_serve_their_resources(server):
+    server.kubectl("apply", "-f", "-", input=CRD)
+    server.kubectl("wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=10s")
+    assert "widgets" in server.kubectl("api-resources", "--api-group=example.com").stdout
+    server.kubectl("apply", "-f", "-", input=WIDGET)
+    table = server.kubectl("get", "wd").stdout.splitlines()
+    # Declared printer columns replace the default AGE, as in Kubernetes.
+    assert table[0].split() == ["NAME", "SIZE"] and table[1].split() == ["w1", "large"]
+    assert "widget.example.com/w1" in server.kubectl("get", "all", "-o", "name").stdout
+    server.kubectl("scale", "widget", "w1", "--replicas=3")
+    obj = json.loads(server.kubectl("get", "widget", "w1", "-o", "json").stdout)
+    assert obj["spec"]["replicas"] == 3 and obj["metadata"]["generation"] == 2
+    explained = server.kubectl("explain", "widgets.spec").stdout
+    assert "size" in explained
+    server.kubectl("delete", "crd", "widgets.example.com")
+    assert server.kubectl("get", "widgets", check=False).returncode != 0
+    code, _ = api(server, "GET", "/apis/example.com/v1/namespaces/default/widgets/w1")
+    assert code == 404

@@ -34,6 +34,7 @@ pub struct Api {
     pub allocator: crate::allocator::Allocator,
     /// The OpenAPI documents.
     pub openapi: crate::openapi::OpenApi,
+    custom: RwLock<Vec<crate::crd::ServedVersion>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -128,6 +129,7 @@ impl Api {
             auth,
             allocator: crate::allocator::Allocator::default(),
             openapi: crate::openapi::OpenApi::default(),
+            custom: RwLock::new(Vec::new()),
         }
     }
 
@@ -166,7 +168,32 @@ impl Api {
 
     /// Schemas of the served custom resources, for OpenAPI.
     pub fn custom_resources(&self) -> Vec<kite_api::openapi::CustomResource> {
-        Vec::new()
+        self.custom
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|v| v.resource.clone())
+            .collect()
+    }
+
+    /// The `additionalPrinterColumns` of a custom resource's version, from its CRD.
+    pub fn printer_columns(&self, resource: &ResourceInfo) -> Vec<kite_api::table::PrinterColumn> {
+        let custom = self.custom.read().unwrap_or_else(|e| e.into_inner());
+        custom
+            .iter()
+            .find(|c| {
+                let info = &c.resource.info;
+                info.group == resource.group
+                    && info.version == resource.version
+                    && info.plural == resource.plural
+            })
+            .map(|c| kite_api::table::PrinterColumn::from_crd(&c.columns))
+            .unwrap_or_default()
+    }
+
+    /// Replaces the served custom resources (see [`crate::crd::sync`]).
+    pub fn set_custom_resources(&self, resources: Vec<crate::crd::ServedVersion>) {
+        *self.custom.write().unwrap_or_else(|e| e.into_inner()) = resources;
     }
 
     /// Every watch cache, by key prefix (for metrics).
@@ -323,7 +350,9 @@ impl Api {
         if let Some(r) = crate::auth::reviews::handle(&call).await {
             return r;
         }
-        match verb {
+        let is_crd = call.resource.group == "apiextensions.k8s.io"
+            && call.resource.plural == "customresourcedefinitions";
+        let response = match verb {
             Verb::Get => handlers::get::get(&call).await,
             Verb::List => handlers::list::list(&call).await,
             Verb::Watch => handlers::watch::watch(&call).await,
@@ -332,7 +361,12 @@ impl Api {
             Verb::Patch => handlers::patch::patch(&call, None).await,
             Verb::Delete => handlers::delete::delete(&call).await,
             Verb::DeleteCollection => handlers::delete::delete_collection(&call).await,
+        };
+        let wrote = !matches!(verb, Verb::Get | Verb::List | Verb::Watch);
+        if is_crd && wrote && response.is_ok() && !call.dry_run().unwrap_or(true) {
+            crate::crd::sync(self).await;
         }
+        response
     }
 }
 

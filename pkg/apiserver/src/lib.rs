@@ -14,6 +14,7 @@ pub mod authn;
 pub mod body;
 pub mod bootstrap;
 pub mod codec;
+pub mod crd;
 pub mod discovery;
 pub mod errors;
 pub mod field_validation;

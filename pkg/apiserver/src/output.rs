@@ -42,6 +42,17 @@ pub fn table(call: &Call<'_>, objects: &[Value], resource_version: Value) -> Api
         Some(v) if !v.is_empty() => IncludeObject::parse(&v).map_err(crate::errors::bad_request)?,
         _ => IncludeObject::Metadata,
     };
+    if crate::strategy::is_custom(&call.resource) {
+        let columns = call.api.printer_columns(&call.resource);
+        let mut table = kite_api::table::custom_resource_table(
+            &columns,
+            objects,
+            include,
+            std::time::SystemTime::now(),
+        );
+        table["metadata"] = json!({"resourceVersion": resource_version});
+        return Ok(table);
+    }
     Ok(table_of(&call.resource, objects, include, resource_version))
 }
 

@@ -86,6 +86,7 @@ impl Server {
                 .with_service_network(config.service_network),
         );
         api.start_caches();
+        crate::crd::sync(&api).await;
         auth.attach(&api);
         tokio::spawn(crate::namespace_finalizer::run(api.clone()));
         let router = Router::new(
