@@ -86,6 +86,18 @@ pub async fn ensure(
     .await
 }
 
+/// The preferred version of `plural.group`, if served.
+fn preferred(
+    registry: &Registry,
+    group: &str,
+    plural: &str,
+) -> Option<std::sync::Arc<kite_api::ResourceInfo>> {
+    registry
+        .all()
+        .into_iter()
+        .find(|r| r.group == group && r.plural == plural && r.preferred)
+}
+
 async fn create_if_absent(
     store: &dyn Backend,
     registry: &Registry,
@@ -94,11 +106,7 @@ async fn create_if_absent(
     namespace: Option<&str>,
     mut obj: Value,
 ) -> Result<(), kite_store::Error> {
-    let Some(resource) = registry
-        .all()
-        .into_iter()
-        .find(|r| r.group == group && r.plural == plural && r.preferred)
-    else {
+    let Some(resource) = preferred(registry, group, plural) else {
         return Ok(());
     };
     let key = objects::key(&resource, namespace, objects::name(&obj));
@@ -121,11 +129,7 @@ async fn put(
     namespace: Option<&str>,
     mut obj: Value,
 ) -> Result<(), kite_store::Error> {
-    let Some(resource) = registry
-        .all()
-        .into_iter()
-        .find(|r| r.group == group && r.plural == plural && r.preferred)
-    else {
+    let Some(resource) = preferred(registry, group, plural) else {
         return Ok(());
     };
     let key = objects::key(&resource, namespace, objects::name(&obj));

@@ -156,21 +156,14 @@ impl Health {
     }
 }
 
-fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-}
-
 fn query_flag(query: &str, key: &str) -> bool {
-    query_pairs(query).any(|(k, v)| k == key && v != "false" && v != "0")
+    crate::request::query_params(query).any(|(k, v)| k == key && v != "false" && v != "0")
 }
 
 fn query_values(query: &str, key: &str) -> Vec<String> {
-    query_pairs(query)
-        .filter(|(k, _)| *k == key)
-        .map(|(_, v)| v.to_string())
+    crate::request::query_params(query)
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v)
         .collect()
 }
 

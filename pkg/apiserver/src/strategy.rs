@@ -60,18 +60,13 @@ pub fn prepare_for_create(resource: &ResourceInfo, obj: &mut Value, namespace: O
     } else {
         meta.remove("generation");
     }
-    if has_status(resource) && !is_custom(resource) {
-        // A create cannot set status of kinds with a status subresource.
-        if let Some(map) = obj.as_object_mut() {
-            map.remove("status");
-        }
+    // A create cannot set status of kinds with a status subresource.
+    if has_status(resource)
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
     }
     if is_custom(resource) {
-        if has_status(resource)
-            && let Some(map) = obj.as_object_mut()
-        {
-            map.remove("status");
-        }
         return;
     }
     initial_status(resource, obj);

@@ -49,8 +49,8 @@ fn job(obj: &mut Value) {
     copy_template_labels(obj);
 }
 
-/// A Job without labels takes its template's labels.
-fn copy_template_labels(obj: &mut Value) {
+/// An object without labels takes its pod template's labels (Jobs, ReplicationControllers).
+pub(super) fn copy_template_labels(obj: &mut Value) {
     let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned() else {
         return;
     };

@@ -65,17 +65,9 @@ fn replication_controller(obj: &mut Value) {
             .is_none_or(|m| m.is_empty())
             && let Some(m) = spec.as_object_mut()
         {
-            m.insert("selector".into(), labels.clone());
+            m.insert("selector".into(), labels);
         }
-        if let Some(meta) = ensure_obj(obj, "metadata")
-            && meta
-                .get("labels")
-                .and_then(Value::as_object)
-                .is_none_or(|m| m.is_empty())
-            && let Some(m) = meta.as_object_mut()
-        {
-            m.insert("labels".into(), labels);
-        }
+        super::batch::copy_template_labels(obj);
     }
     if let Some(spec) = at(obj, "spec")
         && present(spec, "template")
