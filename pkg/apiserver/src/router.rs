@@ -59,6 +59,26 @@ impl Router {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let head = request.method() == Method::HEAD;
+        let mut response = self.respond(request, tls_user).await;
+        if head {
+            // A HEAD answer has the GET's headers and no body (HTTP/2 peers
+            // treat body bytes after a HEAD as a protocol error).
+            *response.body_mut() = body::full(Bytes::new());
+        }
+        response
+    }
+
+    async fn respond<B>(
+        &self,
+        request: Request<B>,
+        tls_user: Option<Arc<UserInfo>>,
+    ) -> Response<Body>
+    where
+        B: http_body::Body + Send,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let path = request.uri().path();
         let query = request.uri().query().unwrap_or("");
         let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
