@@ -5,6 +5,7 @@
 //! [`VersionInfo`] served at `/version`). Start at [`status`].
 
 pub mod defaults;
+pub mod managed;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -17,6 +17,7 @@ pub mod codec;
 pub mod crd;
 pub mod discovery;
 pub mod errors;
+pub mod field_manager;
 pub mod field_validation;
 pub mod filter;
 pub mod handlers;
