@@ -4,6 +4,7 @@
 //! wire shapes kite produces itself (such as [`Status`] error bodies and the
 //! [`VersionInfo`] served at `/version`). Start at [`status`].
 
+pub mod admission;
 pub mod defaults;
 pub mod managed;
 pub mod openapi;

@@ -7,6 +7,7 @@
 //! [`api`] for the resource API (`/api`, `/apis`), whose verbs live in
 //! [`handlers`] and whose per-kind rules live in [`strategy`].
 
+pub mod admission;
 pub mod allocator;
 pub mod api;
 pub mod auth;

@@ -63,6 +63,7 @@ pub async fn create_object(
     if let Some(ns) = namespace {
         admit_namespace(call, ns, &name).await?;
     }
+    crate::admission::admit_create(call, &mut obj).await?;
     validate(call, &obj, None)?;
     if call.dry_run()? {
         return Ok(crate::field_validation::add_warnings(
