@@ -148,3 +148,23 @@ def test_token_review_of_garbage_is_unauthenticated(cluster):
     out = cluster.kubectl("create", "--validate=false", "-f", "-", "-o", "yaml", input=review)
     assert "authenticated: true" not in out.stdout
     assert "error: invalid bearer token" in out.stdout
+
+
+def test_metrics_need_a_binding_while_discovery_is_open_to_all(cluster, jane):
+    assert kubectl_as(jane, "api-versions").returncode == 0
+    assert kubectl_as(jane, "explain", "pods").returncode == 0
+    denied = kubectl_as(jane, "get", "--raw", "/metrics")
+    assert 'forbidden: User "jane" cannot get path "/metrics"' in denied.stderr, denied.stderr
+
+    cluster.kubectl("get", "configmaps", "-n", NS)
+    text = cluster.kubectl("get", "--raw", "/metrics").stdout
+    assert "# TYPE apiserver_request_total counter" in text
+    assert 'apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="configmaps",' \
+           'scope="namespace",subresource="",verb="LIST",version="v1"}' in text, text[:2000]
+    assert 'apiserver_request_duration_seconds_bucket{' in text
+    assert 'etcd_request_duration_seconds_count{operation="list",type="/registry/core/configmaps"}' in text
+    assert 'apiserver_storage_objects{resource="namespaces"}' in text
+
+    # The monitoring group may scrape, as in Kubernetes.
+    cluster.kubectl("create", "clusterrolebinding", "jane-monitoring", "--clusterrole=system:monitoring", "--user=jane")
+    assert "apiserver_request_total" in kubectl_as(jane, "get", "--raw", "/metrics").stdout

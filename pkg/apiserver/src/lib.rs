@@ -23,6 +23,7 @@ pub mod field_validation;
 pub mod filter;
 pub mod handlers;
 pub mod health;
+pub mod metrics;
 pub mod namespace_finalizer;
 pub mod objects;
 pub mod openapi;

@@ -108,6 +108,21 @@ impl Router {
             return body::status(&Status::unauthorized());
         };
         let user = &*user;
+        if path == "/metrics"
+            && read_only
+            && let Some(api) = &self.api
+        {
+            if let Err(status) = api.authorize_path(user, request.method(), path).await {
+                return body::status(&status);
+            }
+            let mut response = body::text(StatusCode::OK, "");
+            *response.body_mut() = body::full(Bytes::from(api.metrics_text()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return response;
+        }
         if let Some(api) = &self.api
             && let Some(response) = api.handle(request, user).await
         {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// Events kept for watches that resume from an older resourceVersion.
-const HISTORY: usize = 10_000;
+pub const HISTORY: usize = 10_000;
 /// Events buffered per watcher before it is considered too slow.
 const LIVE_BUFFER: usize = 4_096;
 
