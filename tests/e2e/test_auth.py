@@ -168,3 +168,21 @@ def test_metrics_need_a_binding_while_discovery_is_open_to_all(cluster, jane):
     # The monitoring group may scrape, as in Kubernetes.
     cluster.kubectl("create", "clusterrolebinding", "jane-monitoring", "--clusterrole=system:monitoring", "--user=jane")
     assert "apiserver_request_total" in kubectl_as(jane, "get", "--raw", "/metrics").stdout
+
+
+def test_impersonation_needs_the_impersonate_verb(cluster, jane):
+    # The admin may act as jane, and then has only jane's rights.
+    who = json.loads(cluster.kubectl("auth", "whoami", "-o", "json", "--as=jane", "--as-group=devs").stdout)
+    assert who["status"]["userInfo"]["username"] == "jane"
+    assert set(who["status"]["userInfo"]["groups"]) == {"devs", "system:authenticated"}
+    assert cluster.kubectl("get", "pods", "-n", NS, "--as=jane").returncode == 0
+    denied = cluster.kubectl("get", "secrets", "-n", "default", "--as=jane", check=False)
+    assert 'User "jane" cannot list resource "secrets"' in denied.stderr, denied.stderr
+    sa = json.loads(cluster.kubectl("auth", "whoami", "-o", "json",
+                                    "--as=system:serviceaccount:team:builder").stdout)["status"]["userInfo"]
+    assert set(sa["groups"]) == {"system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"}
+
+    # jane may not impersonate anyone.
+    out = kubectl_as(jane, "get", "pods", "-n", NS, "--as=bob")
+    assert ('users "bob" is forbidden: User "jane" cannot impersonate resource "users" in API group "" '
+            'at the cluster scope') in out.stderr, out.stderr

@@ -107,6 +107,10 @@ impl Router {
         let Some(user) = self.auth.authenticate(request.headers(), tls_user).await else {
             return body::status(&Status::unauthorized());
         };
+        let user = match self.auth.impersonate(request.headers(), user).await {
+            Ok(user) => user,
+            Err(status) => return body::status(&status),
+        };
         let user = &*user;
         if path == "/metrics"
             && read_only
