@@ -5,6 +5,7 @@
 //! [`VersionInfo`] served at `/version`). Start at [`status`].
 
 pub mod admission;
+pub mod conversion;
 pub mod defaults;
 pub mod managed;
 pub mod openapi;

@@ -113,6 +113,33 @@ impl<'a> Call<'a> {
     pub fn cache(&self) -> Arc<WatchCache> {
         self.api.cache(&self.resource)
     }
+
+    /// Whether stored objects of this resource are kept in another version
+    /// (`events.k8s.io/v1` Events, `autoscaling/v1` HPAs) and need converting.
+    pub fn converts(&self) -> bool {
+        kite_api::conversion::storage(&self.resource.group, &self.resource.plural)
+            .is_some_and(|s| s.api_version != self.resource.api_version())
+    }
+
+    /// A stored object in the version this call asked for.
+    pub fn outgoing(&self, obj: serde_json::Value) -> serde_json::Value {
+        if self.converts() {
+            kite_api::conversion::convert(obj, &self.resource.api_version())
+        } else {
+            obj
+        }
+    }
+
+    /// Stored JSON (resourceVersion included) in the version this call asked for.
+    pub fn outgoing_json(&self, json: Bytes) -> Bytes {
+        if !self.converts() {
+            return json;
+        }
+        match serde_json::from_slice(&json) {
+            Ok(obj) => Bytes::from(serde_json::to_vec(&self.outgoing(obj)).unwrap_or_default()),
+            Err(_) => json,
+        }
+    }
 }
 
 impl Api {
@@ -167,7 +194,13 @@ impl Api {
         caches
             .entry(prefix.clone())
             .or_insert_with(|| {
-                WatchCache::start(self.store.clone(), prefix, &resource.group, &resource.kind)
+                // Shared storage is filtered (field selectors) as its stored kind.
+                let (group, kind) =
+                    match kite_api::conversion::storage(&resource.group, &resource.plural) {
+                        Some(storage) => (storage.group, storage.kind),
+                        None => (resource.group.as_str(), resource.kind.as_str()),
+                    };
+                WatchCache::start(self.store.clone(), prefix, group, kind)
             })
             .clone()
     }

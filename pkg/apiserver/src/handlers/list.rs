@@ -140,7 +140,7 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
         let items = objects
             .iter()
             .filter(|o| filter.matches_cached(o))
-            .map(|o| o.json.clone())
+            .map(|o| call.outgoing_json(o.json.clone()))
             .collect();
         return Ok(Page {
             items,
@@ -188,8 +188,10 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
                 }
             }
             items.push(
-                objects::with_resource_version(&kv.value, kv.mod_revision)
-                    .map_err(errors::internal)?,
+                call.outgoing_json(
+                    objects::with_resource_version(&kv.value, kv.mod_revision)
+                        .map_err(errors::internal)?,
+                ),
             );
         }
         start_after = result.kvs.last().map(|kv| kv.key.clone());

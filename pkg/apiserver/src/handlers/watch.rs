@@ -109,6 +109,7 @@ pub async fn watch(call: &Call<'_>) -> ApiResult<Response<Body>> {
     };
     let encoder = Encoder {
         resource: call.resource.clone(),
+        convert_to: call.converts().then(|| call.resource.api_version()),
         output: params.output,
         include,
     };
@@ -229,6 +230,8 @@ async fn run(
 
 struct Encoder {
     resource: Arc<kite_api::ResourceInfo>,
+    /// The API version to convert stored objects to, for shared storage.
+    convert_to: Option<String>,
     output: Output,
     include: IncludeObject,
 }
@@ -253,14 +256,19 @@ impl Encoder {
     }
 
     fn line(&self, kind: EventType, object: &CachedObject) -> Bytes {
-        let object_json: Bytes = match self.output {
-            Output::Table => {
-                Bytes::from(serde_json::to_vec(&self.table(&object.value())).unwrap_or_default())
+        let value = || match &self.convert_to {
+            Some(version) => kite_api::conversion::convert(object.value(), version),
+            None => object.value(),
+        };
+        let object_json: Bytes = match (self.output, &self.convert_to) {
+            (Output::Table, _) => {
+                Bytes::from(serde_json::to_vec(&self.table(&value())).unwrap_or_default())
             }
-            Output::PartialMetadata => Bytes::from(
-                serde_json::to_vec(&output::partial(&object.value())).unwrap_or_default(),
-            ),
-            _ => object.json.clone(),
+            (Output::PartialMetadata, _) => {
+                Bytes::from(serde_json::to_vec(&output::partial(&value())).unwrap_or_default())
+            }
+            (_, Some(_)) => Bytes::from(serde_json::to_vec(&value()).unwrap_or_default()),
+            (_, None) => object.json.clone(),
         };
         let mut line = Vec::with_capacity(object_json.len() + 32);
         line.extend_from_slice(b"{\"type\":\"");
