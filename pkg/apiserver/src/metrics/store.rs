@@ -93,6 +93,11 @@ impl Backend for Metered {
             .await
     }
 
+    async fn latest_revision(&self, prefix: &str) -> Result<(i64, i64)> {
+        self.timed("latest", prefix, self.inner.latest_revision(prefix))
+            .await
+    }
+
     async fn watch(&self, prefix: &str, from_revision: i64) -> Result<WatchStream> {
         self.inner.watch(prefix, from_revision).await
     }
