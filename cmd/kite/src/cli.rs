@@ -199,6 +199,18 @@ pub struct ServerArgs {
     )]
     pub disable: Vec<Component>,
 
+    /// Do not run the scheduler in this server.
+    #[arg(long, env = "KITE_DISABLE_SCHEDULER", help_heading = "Components")]
+    pub disable_scheduler: bool,
+
+    /// Do not run the controllers (ReplicaSet, Deployment, garbage collector, ...) in this server.
+    #[arg(
+        long,
+        env = "KITE_DISABLE_CONTROLLER_MANAGER",
+        help_heading = "Components"
+    )]
+    pub disable_controller_manager: bool,
+
     /// Datastore: empty for the embedded SQLite, or sqlite:///path/to/state.db.
     #[arg(
         long,

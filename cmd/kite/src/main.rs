@@ -9,6 +9,7 @@
 mod cli;
 mod commands;
 mod config_file;
+mod control_plane;
 mod logging;
 mod paths;
 

@@ -23,6 +23,7 @@ pub mod field_validation;
 pub mod filter;
 pub mod handlers;
 pub mod health;
+pub mod in_process;
 pub mod metrics;
 pub mod namespace_finalizer;
 pub mod objects;
@@ -40,6 +41,7 @@ pub use api::Api;
 pub use authn::UserInfo;
 pub use bootstrap::ApiEndpoint;
 pub use health::{HealthCheck, HealthProbe};
+pub use in_process::InProcess;
 pub use serve::{Config, Server};
 
 /// Errors that stop the API server from starting or serving.

@@ -104,6 +104,12 @@ impl Server {
         })
     }
 
+    /// A service reaching this server's API in-process as `user` in `groups`,
+    /// for the components that run inside `kite server` (see [`crate::InProcess`]).
+    pub fn in_process(&self, user: &str, groups: &[&str]) -> crate::InProcess {
+        crate::InProcess::new(self.router.clone(), user, groups)
+    }
+
     /// Serves until `shutdown` resolves, then drains open connections.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let graceful = GracefulShutdown::new();

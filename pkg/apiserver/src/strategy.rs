@@ -97,13 +97,23 @@ fn initial_status(resource: &ResourceInfo, obj: &mut Value) {
         ("", "Service") => {
             obj["status"] = json!({"loadBalancer": {}});
         }
-        ("apps", _)
-        | ("batch", _)
-        | ("", "ReplicationController")
-        | ("policy", _)
-        | ("autoscaling", _)
-            if has_status(resource) =>
-        {
+        // Status fields Kubernetes' Go types serialise even when zero (no
+        // omitempty); clients such as the Python one reject an object without them.
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => {
+            obj["status"] = json!({"replicas": 0});
+        }
+        ("apps", "StatefulSet") => {
+            obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
+        }
+        ("apps", "DaemonSet") => {
+            obj["status"] = json!({
+                "currentNumberScheduled": 0,
+                "numberMisscheduled": 0,
+                "desiredNumberScheduled": 0,
+                "numberReady": 0,
+            });
+        }
+        ("apps", _) | ("batch", _) | ("policy", _) | ("autoscaling", _) if has_status(resource) => {
             obj["status"] = json!({});
         }
         _ => {}

@@ -171,6 +171,16 @@ async fn serve(settings: Settings) -> Result<()> {
     .await
     .context("API server")?;
 
+    let control_plane = crate::control_plane::spawn(
+        &server,
+        crate::control_plane::ControlPlane {
+            scheduler: !args.disable_scheduler,
+            controllers: !args.disable_controller_manager,
+            node_name: settings.node_name.clone(),
+            server_ca_pem: pki.server_ca_pem().to_string(),
+        },
+    );
+
     tracing::info!(
         %address,
         node = %settings.node_name,
@@ -182,6 +192,9 @@ async fn serve(settings: Settings) -> Result<()> {
     tracing::debug!(token_file = %settings.data.token().display(), len = token.len(), "join token ready");
 
     server.run(shutdown_signal()).await.context("API server")?;
+    for task in control_plane {
+        task.abort();
+    }
     tracing::info!("kite stopped");
     Ok(())
 }

@@ -18,13 +18,42 @@ use serde_json::{Value, json};
 struct Options {
     uid: Option<String>,
     resource_version: Option<i64>,
+    /// The finalizer `propagationPolicy` asks for (`orphan`, `foregroundDeletion`), if any.
+    propagation_finalizer: Option<&'static str>,
+}
+
+/// The finalizer the garbage collector acts on for a `propagationPolicy` (or the
+/// deprecated `orphanDependents`); `Background` needs none.
+fn propagation_finalizer(
+    policy: Option<&str>,
+    orphan_dependents: Option<bool>,
+) -> Option<&'static str> {
+    match policy {
+        Some("Orphan") => Some("orphan"),
+        Some("Foreground") => Some("foregroundDeletion"),
+        Some(_) => None,
+        None => orphan_dependents.and_then(|orphan| orphan.then_some("orphan")),
+    }
 }
 
 fn options(call: &Call<'_>) -> ApiResult<Options> {
+    let query_policy = call.param("propagationPolicy");
+    let query_orphan = call.param("orphanDependents").map(|v| v == "true");
     if call.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Options::default());
+        return Ok(Options {
+            propagation_finalizer: propagation_finalizer(query_policy.as_deref(), query_orphan),
+            ..Options::default()
+        });
     }
     let body = codec::decode_body(call.headers, &call.body)?;
+    let propagation_finalizer = propagation_finalizer(
+        body.get("propagationPolicy")
+            .and_then(Value::as_str)
+            .or(query_policy.as_deref()),
+        body.get("orphanDependents")
+            .and_then(Value::as_bool)
+            .or(query_orphan),
+    );
     let preconditions = body.get("preconditions");
     let uid = preconditions
         .and_then(|p| p.get("uid"))
@@ -43,6 +72,7 @@ fn options(call: &Call<'_>) -> ApiResult<Options> {
     Ok(Options {
         uid,
         resource_version,
+        propagation_finalizer,
     })
 }
 
@@ -124,6 +154,19 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
                     "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {revision}"
                 ),
             ));
+        }
+        if let Some(finalizer) = options.propagation_finalizer
+            && object.pointer("/metadata/deletionTimestamp").is_none()
+        {
+            // Orphan and foreground deletion are finalizers the garbage collector
+            // removes once it has released or deleted the dependents.
+            let meta = objects::metadata_mut(&mut object);
+            let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+            if let Some(list) = list.as_array_mut()
+                && !list.iter().any(|f| f == finalizer)
+            {
+                list.push(json!(finalizer));
+            }
         }
         if held(&object) {
             // Finalizers hold the object: mark it deleted and let their owners finish.

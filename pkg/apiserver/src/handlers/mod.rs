@@ -1,6 +1,7 @@
 //! One module per verb; each takes a decoded [`Call`](crate::api::Call) and
 //! returns a response or a `Status`.
 
+pub mod binding;
 pub mod create;
 pub mod delete;
 pub mod get;
@@ -31,6 +32,7 @@ pub async fn subresource(call: &Call<'_>, name: &str) -> ApiResult<Response<Body
         ("status", Verb::Patch) => patch::patch(call, Some("status")).await,
         ("scale", _) => scale::scale(call).await,
         ("token", Verb::Create) => crate::auth::token_request(call).await,
+        ("binding", Verb::Create) if call.resource.kind == "Pod" => binding::bind(call).await,
         ("finalize", Verb::Update) => update::update(call, Some("finalize")).await,
         _ => Err(kite_api::Status::failure(
             kite_api::StatusReason::MethodNotAllowed,

@@ -1,0 +1,162 @@
+//! Helpers the workload controllers share: owner references, label selectors,
+//! pod readiness and the pod-template hash.
+
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use std::collections::BTreeMap;
+
+/// A controller owner reference to `owner` of `kind` in `api_version`.
+pub(crate) fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        name: owner.name.clone().unwrap_or_default(),
+        uid: owner.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The owner reference marked `controller: true`, if any.
+pub(crate) fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|r| r.controller == Some(true))
+}
+
+/// Whether `meta`'s controller is the object with `uid`.
+pub(crate) fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    controller_of(meta).is_some_and(|r| r.uid == uid)
+}
+
+/// Whether `labels` match `selector`; an empty selector matches everything.
+pub(crate) fn selector_matches(
+    selector: &LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let labels_ok = selector
+        .match_labels
+        .as_ref()
+        .is_none_or(|m| m.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    let expressions_ok = selector
+        .match_expressions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .all(|e| {
+            let values = e.values.as_deref().unwrap_or_default();
+            let value = labels.get(&e.key);
+            match e.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => false,
+            }
+        });
+    labels_ok && expressions_ok
+}
+
+/// Whether the pod is still counted: not finished and not being deleted.
+pub(crate) fn is_active(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// Whether the pod's Ready condition is True.
+pub(crate) fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Whether the pod has been ready for at least `min_ready_seconds`.
+pub(crate) fn is_available(pod: &Pod, min_ready_seconds: i32) -> bool {
+    if !is_ready(pod) {
+        return false;
+    }
+    if min_ready_seconds <= 0 {
+        return true;
+    }
+    let since = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0);
+    since.is_some_and(|t| {
+        let ready_for = k8s_openapi::jiff::Timestamp::now().duration_since(t);
+        ready_for.as_secs() >= i64::from(min_ready_seconds)
+    })
+}
+
+/// The label a Deployment puts on its ReplicaSets and their pods.
+pub(crate) const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+
+/// A short, stable hash of a pod template (and the collision count), spelled
+/// with the consonant-and-digit alphabet Kubernetes uses for generated names so
+/// it never forms words.
+pub(crate) fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
+    let mut bytes = serde_json::to_vec(template).unwrap_or_default();
+    if let Some(count) = collision_count {
+        bytes.extend_from_slice(&count.to_le_bytes());
+    }
+    // FNV-1a, 32 bits.
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in bytes {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    hash.to_string()
+        .bytes()
+        .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn template_hashes_are_stable_and_change_with_the_template() {
+        let a: PodTemplateSpec = serde_json::from_value(json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .expect("template");
+        let mut b = a.clone();
+        if let Some(spec) = b.spec.as_mut() {
+            spec.containers[0].image = Some("nginx".into());
+        }
+        assert_eq!(template_hash(&a, None), template_hash(&a, None));
+        assert_ne!(template_hash(&a, None), template_hash(&b, None));
+        assert_ne!(template_hash(&a, None), template_hash(&a, Some(1)));
+        assert!(
+            template_hash(&a, None)
+                .bytes()
+                .all(|c| b"bcdfghjklmnpqrstvwxz2456789".contains(&c))
+        );
+    }
+
+    #[test]
+    fn selectors_match_labels_and_expressions() {
+        let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
+        let s: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]
+        }))
+        .expect("selector");
+        assert!(selector_matches(&s, &labels));
+        let t: LabelSelector = serde_json::from_value(
+            json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}),
+        )
+        .expect("selector");
+        assert!(!selector_matches(&t, &labels));
+    }
+}

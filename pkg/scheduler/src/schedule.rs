@@ -1,0 +1,471 @@
+//! The scheduling loop: informer changes in, decisions and bindings out.
+//!
+//! One task owns all scheduling state (nodes, what each pod uses, the queue),
+//! so decisions need no locks and each one sees every earlier decision. API
+//! calls (binding, events, status) run as separate tasks and report back.
+
+use crate::filter::{self, PodFacts, Rejection};
+use crate::message;
+use crate::node_info::{NodeInfo, PodUsage};
+use crate::queue::Queue;
+use crate::score;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kite_client::events::{NORMAL, WARNING};
+use kite_client::{Change, Informer, Recorder, key_of};
+use kube::Resource;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// What the scheduler needs to run.
+#[derive(Clone)]
+pub struct Config {
+    /// Client for the API (in-process inside `kite server`).
+    pub client: kube::Client,
+    /// Pods naming this `schedulerName` are ours: `default-scheduler`.
+    pub scheduler_name: String,
+    /// Host name reported in events.
+    pub host: String,
+}
+
+/// The scheduler; cheap to clone, each [`Scheduler::run`] starts afresh.
+#[derive(Clone)]
+pub struct Scheduler {
+    config: Config,
+}
+
+enum Input {
+    Node(Change<Node>),
+    Pod(Change<Pod>),
+    Bound {
+        key: String,
+        node: String,
+        result: BindResult,
+    },
+}
+
+enum BindResult {
+    Ok,
+    /// The pod is gone or already bound: nothing more to do.
+    Moot,
+    Failed(String),
+}
+
+impl Scheduler {
+    /// A scheduler with `config`.
+    pub fn new(config: Config) -> Self {
+        Self { config }
+    }
+
+    /// Schedules pods until the future is dropped.
+    pub async fn run(self) {
+        let client = self.config.client.clone();
+        let nodes = Informer::new(Api::<Node>::all(client.clone()));
+        let pods = Informer::new(Api::<Pod>::all(client.clone()));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let node_tx = tx.clone();
+        nodes.on_change(move |change| {
+            let _ = node_tx.send(Input::Node(clone_change(change)));
+        });
+        let pod_tx = tx.clone();
+        pods.on_change(move |change| {
+            let _ = pod_tx.send(Input::Pod(clone_change(change)));
+        });
+        let mut state = State {
+            config: self.config.clone(),
+            recorder: Recorder::new(
+                client.clone(),
+                &self.config.scheduler_name,
+                &self.config.host,
+            ),
+            pods_api: Api::all(client),
+            pods: pods.clone(),
+            nodes: HashMap::new(),
+            order: Vec::new(),
+            placed: HashMap::new(),
+            assumed: HashMap::new(),
+            queue: Queue::default(),
+            next_start: 0,
+            rng: seed(),
+            tx,
+            last_message: HashMap::new(),
+        };
+        tokio::select! {
+            () = nodes.clone().run() => {}
+            () = pods.clone().run() => {}
+            () = async {
+                nodes.wait_synced().await;
+                pods.wait_synced().await;
+                tracing::info!("scheduler caches synced");
+                state.run(rx).await
+            } => {}
+        }
+    }
+}
+
+fn clone_change<K>(change: &Change<K>) -> Change<K> {
+    match change {
+        Change::Added(o) => Change::Added(o.clone()),
+        Change::Updated { old, new } => Change::Updated {
+            old: old.clone(),
+            new: new.clone(),
+        },
+        Change::Deleted(o) => Change::Deleted(o.clone()),
+    }
+}
+
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9e37_79b9)
+        | 1
+}
+
+struct State {
+    config: Config,
+    recorder: Recorder,
+    pods_api: Api<Pod>,
+    pods: Informer<Pod>,
+    nodes: HashMap<String, NodeInfo>,
+    /// Node names in a fixed order, for rotating where each search starts.
+    order: Vec<String>,
+    /// Which node each counted pod is on.
+    placed: HashMap<String, String>,
+    /// Pods counted on a node before their binding is confirmed by the watch.
+    assumed: HashMap<String, String>,
+    queue: Queue,
+    next_start: usize,
+    rng: u64,
+    tx: mpsc::UnboundedSender<Input>,
+    /// The last FailedScheduling message per pod, to write the condition only on change.
+    last_message: HashMap<String, String>,
+}
+
+impl State {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        let mut since_yield = 0u32;
+        loop {
+            while let Ok(input) = rx.try_recv() {
+                self.apply(input);
+            }
+            let now = Instant::now();
+            self.queue.promote_due(now);
+            if let Some(key) = self.queue.pop() {
+                self.schedule_one(&key);
+                since_yield += 1;
+                if since_yield >= 64 {
+                    // Let binding tasks and informers run between bursts of decisions.
+                    since_yield = 0;
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
+            let wake = self.queue.next_due();
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(input) => self.apply(input),
+                    None => return,
+                },
+                () = async {
+                    match wake {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
+        }
+    }
+
+    fn apply(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Node(Change::Deleted(node)) => {
+                let name = node.metadata.name.clone().unwrap_or_default();
+                self.nodes.remove(&name);
+                self.order.retain(|n| *n != name);
+            }
+            Input::Node(change) => {
+                let node = change.object().clone();
+                let name = node.metadata.name.clone().unwrap_or_default();
+                match self.nodes.get_mut(&name) {
+                    Some(info) => info.set_node(node),
+                    None => {
+                        let mut info = NodeInfo::new(node);
+                        // Pods seen before their node: count them now.
+                        for (key, on) in &self.placed {
+                            if *on == name
+                                && let Some(pod) = self.pods.get(key)
+                            {
+                                info.add_pod(key, PodUsage::of(&pod));
+                            }
+                        }
+                        self.nodes.insert(name.clone(), info);
+                        self.order.push(name);
+                        self.order.sort();
+                    }
+                }
+                self.queue.cluster_changed(now);
+            }
+            Input::Pod(Change::Deleted(pod)) => {
+                let key = key_of(&pod.metadata);
+                self.queue.remove(&key);
+                self.last_message.remove(&key);
+                self.assumed.remove(&key);
+                if self.unplace(&key) {
+                    self.queue.cluster_changed(now);
+                }
+            }
+            Input::Pod(change) => self.pod_changed(change.object(), now),
+            Input::Bound { key, node, result } => match result {
+                BindResult::Ok => {}
+                BindResult::Moot => {
+                    if self.assumed.remove(&key).is_some() {
+                        self.unplace(&key);
+                    }
+                }
+                BindResult::Failed(error) => {
+                    tracing::warn!(pod = %key, %node, %error, "binding failed; retrying");
+                    if self.assumed.remove(&key).is_some() {
+                        self.unplace(&key);
+                    }
+                    self.queue.back_off(&key, now);
+                }
+            },
+        }
+    }
+
+    fn pod_changed(&mut self, pod: &Arc<Pod>, now: Instant) {
+        let key = key_of(&pod.metadata);
+        let spec = pod.spec.as_ref();
+        let node_name = spec
+            .and_then(|s| s.node_name.as_deref())
+            .unwrap_or_default();
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or_default();
+        if !node_name.is_empty() {
+            self.queue.remove(&key);
+            self.last_message.remove(&key);
+            self.assumed.remove(&key);
+            if matches!(phase, "Succeeded" | "Failed") {
+                // Finished pods free their node's resources.
+                if self.unplace(&key) {
+                    self.queue.cluster_changed(now);
+                }
+            } else {
+                self.place(&key, node_name, PodUsage::of(pod));
+            }
+            return;
+        }
+        if self.assumed.contains_key(&key) {
+            return;
+        }
+        let ours = spec
+            .and_then(|s| s.scheduler_name.as_deref())
+            .unwrap_or("default-scheduler")
+            == self.config.scheduler_name;
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        if !ours || deleting || matches!(phase, "Succeeded" | "Failed") {
+            self.queue.remove(&key);
+            return;
+        }
+        if self.queue.is_parked(&key) {
+            // kube-scheduler retries a parked pod when the pod itself changes,
+            // except for changes it wrote (the PodScheduled condition).
+            return;
+        }
+        self.queue.add(&key);
+    }
+
+    /// Counts `key` on `node` (moving it if it was counted elsewhere).
+    fn place(&mut self, key: &str, node: &str, usage: PodUsage) {
+        if let Some(old) = self.placed.get(key)
+            && old != node
+            && let Some(info) = self.nodes.get_mut(old)
+        {
+            info.remove_pod(key);
+        }
+        if let Some(info) = self.nodes.get_mut(node) {
+            info.add_pod(key, usage);
+        }
+        self.placed.insert(key.to_string(), node.to_string());
+    }
+
+    /// Stops counting `key`; whether it was counted.
+    fn unplace(&mut self, key: &str) -> bool {
+        match self.placed.remove(key) {
+            Some(node) => {
+                if let Some(info) = self.nodes.get_mut(&node) {
+                    info.remove_pod(key);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn schedule_one(&mut self, key: &str) {
+        let Some(pod) = self.pods.get(key) else {
+            return;
+        };
+        let spec = pod.spec.as_ref();
+        if spec
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty())
+            || pod.metadata.deletion_timestamp.is_some()
+        {
+            return;
+        }
+        let facts = PodFacts::new(&pod);
+        let total = self.order.len();
+        let wanted = feasible_nodes_to_find(total);
+        let mut feasible: Vec<&NodeInfo> = Vec::new();
+        let mut rejections: Vec<Rejection> = Vec::new();
+        let mut visited = 0;
+        for i in 0..total {
+            let name = &self.order[(self.next_start + i) % total];
+            let Some(info) = self.nodes.get(name) else {
+                continue;
+            };
+            visited += 1;
+            match filter::check(&facts, info) {
+                Ok(()) => {
+                    feasible.push(info);
+                    if feasible.len() >= wanted {
+                        break;
+                    }
+                }
+                Err(rejection) => rejections.push(rejection),
+            }
+        }
+        if total > 0 {
+            self.next_start = (self.next_start + visited) % total;
+        }
+        if feasible.is_empty() {
+            let never = spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
+            let message = message::fit_error(total, &rejections, never);
+            self.unschedulable(&pod, key, message);
+            return;
+        }
+        let scores = score::score(&facts, &feasible);
+        let best = scores.iter().copied().max().unwrap_or(0);
+        // Reservoir sampling among the best, so equal nodes share the load.
+        let mut chosen = 0;
+        let mut ties = 0u64;
+        for (i, s) in scores.iter().enumerate() {
+            if *s == best {
+                ties += 1;
+                if xorshift(&mut self.rng).is_multiple_of(ties) {
+                    chosen = i;
+                }
+            }
+        }
+        let node = feasible[chosen].name().to_string();
+        let usage = facts.usage.clone();
+        self.place(key, &node, usage);
+        self.assumed.insert(key.to_string(), node.clone());
+        self.last_message.remove(key);
+        self.bind(&pod, key, node);
+    }
+
+    fn bind(&self, pod: &Arc<Pod>, key: &str, node: String) {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.pods_api.clone().into_client(), &namespace);
+        let tx = self.tx.clone();
+        let recorder = self.recorder.clone();
+        let reference = pod.object_ref(&());
+        let key = key.to_string();
+        let uid = pod.metadata.uid.clone();
+        tokio::spawn(async move {
+            let binding = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": name, "namespace": namespace, "uid": uid},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            });
+            let result = api
+                .create_subresource::<_, serde_json::Value>(
+                    "binding",
+                    &name,
+                    &PostParams::default(),
+                    &binding,
+                )
+                .await;
+            let result = match result {
+                Ok(_) => {
+                    recorder.publish(
+                        reference,
+                        NORMAL,
+                        "Scheduled",
+                        &format!("Successfully assigned {namespace}/{name} to {node}"),
+                    );
+                    BindResult::Ok
+                }
+                Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {
+                    BindResult::Moot
+                }
+                Err(error) => BindResult::Failed(error.to_string()),
+            };
+            let _ = tx.send(Input::Bound { key, node, result });
+        });
+    }
+
+    fn unschedulable(&mut self, pod: &Arc<Pod>, key: &str, message: String) {
+        tracing::debug!(pod = %key, %message, "unschedulable");
+        self.queue.park_unschedulable(key, Instant::now());
+        self.recorder
+            .publish(pod.object_ref(&()), WARNING, "FailedScheduling", &message);
+        if self.last_message.get(key) == Some(&message) {
+            return;
+        }
+        self.last_message.insert(key.to_string(), message.clone());
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.pods_api.clone().into_client(), &namespace);
+        tokio::spawn(async move {
+            let patch = serde_json::json!({
+                "status": {"conditions": [{
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastProbeTime": null,
+                    "lastTransitionTime": k8s_openapi::jiff::Timestamp::now()
+                        .strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                }]}
+            });
+            if let Err(error) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+            {
+                tracing::debug!(pod = %name, %error, "cannot set PodScheduled=False");
+            }
+        });
+    }
+}
+
+/// xorshift64: tie-breaking needs no cryptographic randomness.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// How many feasible nodes to find before scoring, as kube-scheduler's adaptive
+/// `percentageOfNodesToScore`: all of a small cluster, then a shrinking share
+/// (50 % minus 1 % per 125 nodes, at least 5 %) but never fewer than 100 nodes.
+pub(crate) fn feasible_nodes_to_find(total: usize) -> usize {
+    const MIN_FEASIBLE: usize = 100;
+    if total < MIN_FEASIBLE {
+        return total.max(1);
+    }
+    let percent = 50usize.saturating_sub(total / 125).max(5);
+    (total * percent / 100).max(MIN_FEASIBLE)
+}
