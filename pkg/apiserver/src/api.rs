@@ -350,6 +350,13 @@ impl Api {
         if let Some(r) = crate::auth::reviews::handle(&call).await {
             return r;
         }
+        let terminating = call.resource.custom.as_ref().is_some_and(|c| c.terminating);
+        if verb == Verb::Create && terminating {
+            return Err(kite_api::Status::failure(
+                kite_api::StatusReason::MethodNotAllowed,
+                "create not allowed while custom resource definition is terminating",
+            ));
+        }
         let is_crd = call.resource.group == "apiextensions.k8s.io"
             && call.resource.plural == "customresourcedefinitions";
         let response = match verb {

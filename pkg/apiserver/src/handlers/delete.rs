@@ -125,6 +125,7 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
                 ),
             ));
         }
+        crate::strategy::prepare_for_delete(&call.resource, &mut object);
         if held(&object) {
             // Finalizers hold the object: mark it deleted and let their owners finish.
             if object.pointer("/metadata/deletionTimestamp").is_some() {
@@ -139,10 +140,11 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
             if call.dry_run()? {
                 return Ok(object);
             }
+            let stored = crate::strategy::encode(&call.resource, &object);
             match call
                 .api
                 .store
-                .update(&key, objects::encode(&object), revision, 0)
+                .update(&key, stored, revision, 0)
                 .await
                 .map_err(errors::from_store)?
             {

@@ -253,14 +253,17 @@ impl Encoder {
     }
 
     fn line(&self, kind: EventType, object: &CachedObject) -> Bytes {
+        // Custom objects are served at the watched version, with its defaults.
+        let served = crate::strategy::serve_bytes(&self.resource, &object.json);
+        let value = || serde_json::from_slice::<Value>(&served).unwrap_or_else(|_| object.value());
         let object_json: Bytes = match self.output {
             Output::Table => {
-                Bytes::from(serde_json::to_vec(&self.table(&object.value())).unwrap_or_default())
+                Bytes::from(serde_json::to_vec(&self.table(&value())).unwrap_or_default())
             }
-            Output::PartialMetadata => Bytes::from(
-                serde_json::to_vec(&output::partial(&object.value())).unwrap_or_default(),
-            ),
-            _ => object.json.clone(),
+            Output::PartialMetadata => {
+                Bytes::from(serde_json::to_vec(&output::partial(&value())).unwrap_or_default())
+            }
+            _ => served,
         };
         let mut line = Vec::with_capacity(object_json.len() + 32);
         line.extend_from_slice(b"{\"type\":\"");
