@@ -254,6 +254,11 @@ spec: {{}}
     assert code == 200 and beta["apiVersion"] == "multi.example.com/v1beta1" and beta["spec"] == {"power": 10}, beta
     code, listed = api(server, "GET", "/apis/multi.example.com/v1beta1/engines")
     assert code == 200 and all(i["apiVersion"] == "multi.example.com/v1beta1" for i in listed["items"])
+    code, cached = api(server, "GET", "/apis/multi.example.com/v1/engines?resourceVersion=0")
+    assert code == 200 and {i["apiVersion"] for i in cached["items"]} == {"multi.example.com/v1"}
+    code, events = api(server, "GET", "/apis/multi.example.com/v1beta1/engines?watch=1&timeoutSeconds=1")
+    lines = [json.loads(line) for line in events.splitlines() if line.strip()] if isinstance(events, str) else [events]
+    assert code == 200 and lines and all(e["object"]["apiVersion"] == "multi.example.com/v1beta1" for e in lines)
     code, _ = api(server, "GET", f"/apis/multi.example.com/v1alpha1/engines/{name}-v1")
     assert code == 404
     crd = json.loads(server.kubectl("get", "crd", "engines.multi.example.com", "-o", "json", version=version).stdout)

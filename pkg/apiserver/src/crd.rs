@@ -83,6 +83,14 @@ pub fn resources_of(crd: &Value) -> Vec<ServedVersion> {
         .cloned()
         .unwrap_or_default();
     let terminating = crd.pointer("/metadata/deletionTimestamp").is_some();
+    // Clients use the served version Kubernetes ranks highest (GA, then beta, then alpha).
+    let preferred = versions
+        .iter()
+        .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(true))
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .max_by_key(|name| crate::discovery::version_priority(name))
+        .unwrap_or_default()
+        .to_string();
     let storage = versions
         .iter()
         .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
@@ -155,7 +163,7 @@ pub fn resources_of(crd: &Value) -> Vec<ServedVersion> {
                 subresources,
                 // Empty: the marker of a custom resource throughout the server.
                 definition: String::new(),
-                preferred: v.get("storage").and_then(Value::as_bool).unwrap_or(false),
+                preferred: version == preferred,
                 scale_paths,
                 custom: Some(Arc::new(CustomSchema {
                     schema: schema.clone(),
@@ -672,6 +680,8 @@ mod tests {
             .map(|s| s.resource.info.version.as_str())
             .collect();
         assert_eq!(versions, ["v1beta1", "v1"]);
+        // v1 outranks v1beta1 whichever is stored.
+        assert!(served[1].resource.info.preferred && !served[0].resource.info.preferred);
         let beta = served[0].resource.info.custom.clone().expect("custom");
         assert_eq!(beta.storage_version, "v1");
         assert_eq!(beta.storage_schema, json!({"type": "object"}));

@@ -242,7 +242,7 @@ fn list_types_reject_repeats() {
         schema,
         json!({"set": ["a", "b", "a"], "ports": [{"name": "a", "port": 1}, {"name": "a", "port": 2}]}),
         &[
-            "spec.ports[1]: Duplicate value: {\"name\":\"a\"}",
+            "spec.ports[1]: Duplicate value: map[string]interface {}{\"name\":\"a\", \"port\":2}",
             "spec.set[2]: Duplicate value: \"a\"",
         ],
     );

@@ -575,7 +575,7 @@ fn list_types(node: Node<'_>, value: &Value, path: &str, errs: &mut Vec<FieldErr
                 Some("set") => {
                     for (i, item) in items.iter().enumerate() {
                         if items[..i].iter().any(|seen| same(seen, item)) {
-                            errs.push(FieldError::duplicate(index(path, i), item.clone()));
+                            errs.push(duplicate(index(path, i), item));
                         }
                     }
                 }
@@ -592,30 +592,79 @@ fn list_types(node: Node<'_>, value: &Value, path: &str, errs: &mut Vec<FieldErr
     }
 }
 
+/// `Duplicate value: <value>` with the value printed as Go's `%#v` prints the
+/// decoded JSON (`map[string]interface {}{"name":"a"}`), as kube-apiserver shows it.
+fn duplicate(path: String, value: &Value) -> FieldError {
+    match value {
+        Value::Object(_) | Value::Array(_) => FieldError {
+            kind: FieldErrorType::Duplicate,
+            field: path,
+            value: None,
+            detail: go_value(value),
+        },
+        scalar => FieldError::duplicate(path, scalar.clone()),
+    }
+}
+
+/// A decoded JSON value as Go's `%#v` prints it.
+fn go_value(value: &Value) -> String {
+    match value {
+        Value::Null => "interface {}(nil)".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if !(n.is_i64() || n.is_u64()) => go_number(f),
+            _ => n.to_string(),
+        },
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) => format!(
+            "[]interface {{}}{{{}}}",
+            items.iter().map(go_value).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "map[string]interface {{}}{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{k:?}:{}", go_value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 fn check_list_map(node: Node<'_>, items: &[Value], path: &str, errs: &mut Vec<FieldError>) {
     let keys: Vec<&str> = match node.get("x-kubernetes-list-map-keys") {
         Some(Value::Array(keys)) => keys.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    let mut seen: Vec<Map<String, Value>> = Vec::new();
+    // Items that are not objects make the whole list invalid: only the first is reported.
+    if let Some((i, item)) = items
+        .iter()
+        .enumerate()
+        .find(|(_, item)| !item.is_null() && !item.is_object())
+    {
+        errs.push(FieldError::invalid(
+            index(path, i),
+            item.clone(),
+            "must be an object for an array of list-type map",
+        ));
+        return;
+    }
+    let mut seen: Vec<Vec<Option<&Value>>> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Some(obj) = item.as_object() else {
-            errs.push(FieldError::invalid(
-                index(path, i),
-                item.clone(),
-                "must be an object for an array of list-type map",
-            ));
             continue;
         };
-        let tuple: Map<String, Value> = keys
-            .iter()
-            .filter_map(|k| obj.get(*k).map(|v| ((*k).to_string(), v.clone())))
-            .collect();
-        if seen
-            .iter()
-            .any(|s| same(&Value::Object(s.clone()), &Value::Object(tuple.clone())))
-        {
-            errs.push(FieldError::duplicate(index(path, i), Value::Object(tuple)));
+        // An absent key is a value of its own, equal only to another absent key.
+        let tuple: Vec<Option<&Value>> = keys.iter().map(|k| obj.get(*k)).collect();
+        let repeated = seen.iter().any(|s| {
+            s.iter().zip(&tuple).all(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => same(a, b),
+                (None, None) => true,
+                _ => false,
+            })
+        });
+        if repeated {
+            // kube-apiserver shows the whole repeated item.
+            errs.push(duplicate(index(path, i), item));
         } else {
             seen.push(tuple);
         }
