@@ -22,4 +22,4 @@ ip netns exec "$ns" target/release/kite server --data-dir "$work/data" -o "$work
 pid=$!
 for _ in $(seq 100); do [ -f "$work/kite.yaml" ] && break; sleep 0.1; done
 sleep 0.5
-ip netns exec "$ns" target/release/kite-bench-api --data-dir "$work/data" --pid "$pid"
+ip netns exec "$ns" target/release/kite-bench-api --data-dir "$work/data" --pid "$pid" "$@"

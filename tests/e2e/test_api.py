@@ -261,3 +261,21 @@ def test_custom_resource_definitions_serve_their_resources(server):
     assert server.kubectl("get", "widgets", check=False).returncode != 0
     code, _ = api(server, "GET", "/apis/example.com/v1/namespaces/default/widgets/w1")
     assert code == 404
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_create_only_kinds_pass_client_side_validation(server, version):
+    # kubectl validates against OpenAPI (v2 in protobuf up to 1.28) before creating.
+    out = server.kubectl("create", "-f", "-", "-o", "json", version=version,
+                         input='{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"x"}}')
+    assert json.loads(out.stdout)["status"].get("authenticated") in (None, False)
+
+
+def test_openapi_v2_is_served_in_protobuf(server):
+    d = os.path.join(server.data_dir, "server", "tls")
+    out = subprocess.run(
+        ["curl", "-sS", "--cacert", server.ca_path, "--cert", os.path.join(d, "client-admin.crt"),
+         "--key", os.path.join(d, "client-admin.key"), "-D", "-", "-o", "/dev/null",
+         "-H", "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json",
+         server.url + "/openapi/v2"], capture_output=True, text=True, timeout=20)
+    assert "content-type: application/com.github.proto-openapi.spec.v2.v1.0+protobuf" in out.stdout.lower()

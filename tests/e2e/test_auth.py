@@ -76,8 +76,10 @@ def kubectl_as(kubeconfig, *args, version="1.33", input=None):
     return subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=30)
 
 
-def test_admin_is_system_admin_in_system_masters(cluster):
-    out = cluster.kubectl("auth", "whoami", "-o", "json")
+@pytest.mark.parametrize("version", [v for v in ["1.27", "1.30", "1.33"] if v in kubectl_versions()])
+def test_admin_is_system_admin_in_system_masters(cluster, version):
+    # kubectl 1.27 asks authentication.k8s.io/v1beta1, later ones v1.
+    out = cluster.kubectl("auth", "whoami", "-o", "json", version=version)
     info = json.loads(out.stdout)["status"]["userInfo"]
     assert info["username"] == "system:admin"
     assert "system:masters" in info["groups"] and "system:authenticated" in info["groups"]
@@ -130,7 +132,7 @@ def test_service_account_token_authenticates(cluster):
     assert 'User "system:serviceaccount:default:default" cannot list resource "secrets"' in forbidden.stderr
 
     review = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}})
-    out = cluster.kubectl("create", "--validate=false", "-f", "-", "-o", "json", input=review)
+    out = cluster.kubectl("create", "-f", "-", "-o", "json", input=review)
     status = json.loads(out.stdout)["status"]
     assert status["authenticated"] is True
     assert status["user"]["username"] == "system:serviceaccount:default:default"
@@ -146,3 +148,41 @@ def test_token_review_of_garbage_is_unauthenticated(cluster):
     out = cluster.kubectl("create", "--validate=false", "-f", "-", "-o", "yaml", input=review)
     assert "authenticated: true" not in out.stdout
     assert "error: invalid bearer token" in out.stdout
+
+
+def test_metrics_need_a_binding_while_discovery_is_open_to_all(cluster, jane):
+    assert kubectl_as(jane, "api-versions").returncode == 0
+    assert kubectl_as(jane, "explain", "pods").returncode == 0
+    denied = kubectl_as(jane, "get", "--raw", "/metrics")
+    assert 'forbidden: User "jane" cannot get path "/metrics"' in denied.stderr, denied.stderr
+
+    cluster.kubectl("get", "configmaps", "-n", NS)
+    text = cluster.kubectl("get", "--raw", "/metrics").stdout
+    assert "# TYPE apiserver_request_total counter" in text
+    assert 'apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="configmaps",' \
+           'scope="namespace",subresource="",verb="LIST",version="v1"}' in text, text[:2000]
+    assert 'apiserver_request_duration_seconds_bucket{' in text
+    assert 'etcd_request_duration_seconds_count{operation="list",type="/registry/core/configmaps"}' in text
+    assert 'apiserver_storage_objects{resource="namespaces"}' in text
+
+    # The monitoring group may scrape, as in Kubernetes.
+    cluster.kubectl("create", "clusterrolebinding", "jane-monitoring", "--clusterrole=system:monitoring", "--user=jane")
+    assert "apiserver_request_total" in kubectl_as(jane, "get", "--raw", "/metrics").stdout
+
+
+def test_impersonation_needs_the_impersonate_verb(cluster, jane):
+    # The admin may act as jane, and then has only jane's rights.
+    who = json.loads(cluster.kubectl("auth", "whoami", "-o", "json", "--as=jane", "--as-group=devs").stdout)
+    assert who["status"]["userInfo"]["username"] == "jane"
+    assert set(who["status"]["userInfo"]["groups"]) == {"devs", "system:authenticated"}
+    assert cluster.kubectl("get", "pods", "-n", NS, "--as=jane").returncode == 0
+    denied = cluster.kubectl("get", "secrets", "-n", "default", "--as=jane", check=False)
+    assert 'User "jane" cannot list resource "secrets"' in denied.stderr, denied.stderr
+    sa = json.loads(cluster.kubectl("auth", "whoami", "-o", "json",
+                                    "--as=system:serviceaccount:team:builder").stdout)["status"]["userInfo"]
+    assert set(sa["groups"]) == {"system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"}
+
+    # jane may not impersonate anyone.
+    out = kubectl_as(jane, "get", "pods", "-n", NS, "--as=bob")
+    assert ('users "bob" is forbidden: User "jane" cannot impersonate resource "users" in API group "" '
+            'at the cluster scope') in out.stderr, out.stderr

@@ -4,7 +4,10 @@
 //! wire shapes kite produces itself (such as [`Status`] error bodies and the
 //! [`VersionInfo`] served at `/version`). Start at [`status`].
 
+pub mod admission;
+pub mod conversion;
 pub mod defaults;
+pub mod managed;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -175,6 +175,9 @@ const ROWS: &[Row] = &[
     Row { gv: "apps/v1", kind: "StatefulSet", plural: "statefulsets", namespaced: NS, verbs: STANDARD_VERBS, short: &["sts"], categories: ALL, subs: &["scale", "status"], definition: "io.k8s.api.apps.v1.StatefulSet" },
     // authentication.k8s.io/v1
     Row { gv: "authentication.k8s.io/v1", kind: "SelfSubjectReview", plural: "selfsubjectreviews", namespaced: CLUSTER, verbs: CREATE_ONLY, short: NONE, categories: NONE, subs: NONE, definition: "io.k8s.api.authentication.v1.SelfSubjectReview" },
+    // Beta until 1.28 and gone from 1.33 servers, but `kubectl auth whoami` of
+    // kubectl 1.27 only knows this version; same shape as v1.
+    Row { gv: "authentication.k8s.io/v1beta1", kind: "SelfSubjectReview", plural: "selfsubjectreviews", namespaced: CLUSTER, verbs: CREATE_ONLY, short: NONE, categories: NONE, subs: NONE, definition: "io.k8s.api.authentication.v1.SelfSubjectReview" },
     Row { gv: "authentication.k8s.io/v1", kind: "TokenReview", plural: "tokenreviews", namespaced: CLUSTER, verbs: CREATE_ONLY, short: NONE, categories: NONE, subs: NONE, definition: "io.k8s.api.authentication.v1.TokenReview" },
     // authorization.k8s.io/v1
     Row { gv: "authorization.k8s.io/v1", kind: "LocalSubjectAccessReview", plural: "localsubjectaccessreviews", namespaced: NS, verbs: CREATE_ONLY, short: NONE, categories: NONE, subs: NONE, definition: "io.k8s.api.authorization.v1.LocalSubjectAccessReview" },

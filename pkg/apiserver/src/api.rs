@@ -34,6 +34,8 @@ pub struct Api {
     pub allocator: crate::allocator::Allocator,
     /// The OpenAPI documents.
     pub openapi: crate::openapi::OpenApi,
+    /// Request, datastore and cache metrics for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     custom: RwLock<Vec<crate::crd::ServedVersion>>,
 }
 
@@ -121,9 +123,13 @@ impl Api {
         server_address: String,
         auth: Arc<crate::auth::Auth>,
     ) -> Self {
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let store: Arc<dyn Backend> =
+            Arc::new(crate::metrics::Metered::new(store, metrics.clone()));
         Self {
             registry,
             store,
+            metrics,
             caches: RwLock::new(HashMap::new()),
             server_address,
             auth,
@@ -161,7 +167,13 @@ impl Api {
         caches
             .entry(prefix.clone())
             .or_insert_with(|| {
-                WatchCache::start(self.store.clone(), prefix, &resource.group, &resource.kind)
+                // Shared storage is filtered (field selectors) as its stored kind.
+                let (group, kind) =
+                    match kite_api::conversion::storage(&resource.group, &resource.plural) {
+                        Some(storage) => (storage.group, storage.kind),
+                        None => (resource.group.as_str(), resource.kind.as_str()),
+                    };
+                WatchCache::start(self.store.clone(), prefix, group, kind)
             })
             .clone()
     }
@@ -174,6 +186,21 @@ impl Api {
             .iter()
             .map(|v| v.resource.clone())
             .collect()
+    }
+
+    /// The structural schema (`openAPIV3Schema`) of a served custom resource version.
+    pub fn custom_schema(&self, resource: &ResourceInfo) -> Option<serde_json::Value> {
+        let custom = self.custom.read().unwrap_or_else(|e| e.into_inner());
+        custom
+            .iter()
+            .find(|c| {
+                let info = &c.resource.info;
+                info.group == resource.group
+                    && info.version == resource.version
+                    && info.plural == resource.plural
+            })
+            .map(|c| c.resource.schema.clone())
+            .filter(|schema| !schema.is_null())
     }
 
     /// The `additionalPrinterColumns` of a custom resource's version, from its CRD.
@@ -210,6 +237,21 @@ impl Api {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let path = request.uri().path().to_string();
+        let is_api = path == "/api"
+            || path.starts_with("/api/")
+            || path == "/apis"
+            || path.starts_with("/apis/");
+        if !is_api && !path.starts_with("/openapi/") {
+            return None;
+        }
+        let query = request.uri().query().unwrap_or("").to_string();
+        let method = request.method().clone();
+        let parsed = request::parse(&method, &path, &query);
+        if !matches!(parsed, Some(ApiPath::Resource(_)))
+            && let Err(status) = self.authorize_path(user, &method, &path).await
+        {
+            return Some(body::status(&status));
+        }
         if path.starts_with("/openapi/") {
             return self.openapi.answer(
                 &self.registry,
@@ -218,27 +260,28 @@ impl Api {
                 request.headers(),
             );
         }
-        if !(path == "/api"
-            || path.starts_with("/api/")
-            || path == "/apis"
-            || path.starts_with("/apis/"))
-        {
-            return None;
-        }
-        let query = request.uri().query().unwrap_or("").to_string();
-        let method = request.method().clone();
-        let Some(parsed) = request::parse(&method, &path, &query) else {
+        let Some(parsed) = parsed else {
             return Some(body::status(&errors::no_such_resource()));
         };
         let (parts, raw_body) = request.into_parts();
         let response = match parsed {
             ApiPath::Resource(resource_request) => {
-                let body = match read_body(raw_body).await {
-                    Ok(body) => body,
-                    Err(status) => return Some(body::status(&status)),
+                let started = std::time::Instant::now();
+                let labels = self.request_labels(&resource_request, &query, &parts.headers);
+                let response = match read_body(raw_body).await {
+                    Ok(body) => {
+                        self.resource(resource_request, &query, &parts.headers, body, user)
+                            .await
+                    }
+                    Err(status) => Err(status),
                 };
-                self.resource(resource_request, &query, &parts.headers, body, user)
-                    .await
+                let code = match &response {
+                    Ok(r) => r.status().as_u16(),
+                    Err(status) => status.code,
+                };
+                let elapsed = (labels.verb != "WATCH").then(|| started.elapsed());
+                self.metrics.request(labels, code, elapsed);
+                response
             }
             other if method == Method::GET || method == Method::HEAD => {
                 self.discovery(other, &parts.headers)
@@ -251,6 +294,91 @@ impl Api {
             )),
         };
         Some(response.unwrap_or_else(|status| body::status(&status)))
+    }
+
+    /// Authorizes a request for a non-resource path (discovery, OpenAPI, `/metrics`).
+    pub async fn authorize_path(
+        &self,
+        user: &UserInfo,
+        method: &Method,
+        path: &str,
+    ) -> ApiResult<()> {
+        let verb = match *method {
+            Method::GET | Method::HEAD => "get".to_string(),
+            ref other => other.as_str().to_ascii_lowercase(),
+        };
+        let attributes = crate::auth::Attributes {
+            user,
+            verb: &verb,
+            resource_request: false,
+            group: "",
+            resource: "",
+            subresource: "",
+            namespace: "",
+            name: "",
+            path,
+        };
+        match self.auth.authorize(&attributes).await {
+            crate::auth::Decision::Allow => Ok(()),
+            crate::auth::Decision::Deny(reason) => {
+                Err(crate::auth::forbidden(&attributes, &reason))
+            }
+        }
+    }
+
+    /// The `/metrics` text: requests and datastore calls so far, and the caches now.
+    pub fn metrics_text(&self) -> String {
+        let samples: Vec<crate::metrics::CacheSample> = self
+            .caches()
+            .into_iter()
+            .map(|(prefix, cache)| crate::metrics::CacheSample {
+                resource: resource_of_prefix(&prefix),
+                objects: cache.len(),
+                watchers: cache.watchers(),
+                capacity: crate::watch_cache::HISTORY,
+            })
+            .collect();
+        self.metrics.render(&samples)
+    }
+
+    fn request_labels(
+        &self,
+        request: &ResourceRequest,
+        query: &str,
+        headers: &HeaderMap,
+    ) -> crate::metrics::RequestLabels {
+        let apply = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/apply-patch"));
+        let verb = match request.verb {
+            Verb::Get => "GET",
+            Verb::List => "LIST",
+            Verb::Watch => "WATCH",
+            Verb::Create => "POST",
+            Verb::Update => "PUT",
+            Verb::Patch if apply => "APPLY",
+            Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
+            Verb::DeleteCollection => "DELETECOLLECTION",
+        };
+        let scope = if request.name.is_some() {
+            "resource"
+        } else if request.namespace.is_some() {
+            "namespace"
+        } else {
+            "cluster"
+        };
+        let dry_run = request::query_param(query, "dryRun").is_some_and(|v| v == "All");
+        crate::metrics::RequestLabels {
+            verb,
+            group: request.group.clone(),
+            version: request.version.clone(),
+            resource: request.resource.clone(),
+            subresource: request.subresource.clone().unwrap_or_default(),
+            scope,
+            dry_run: if dry_run { "All" } else { "" },
+        }
     }
 
     fn discovery(&self, path: ApiPath, headers: &HeaderMap) -> ApiResult<Response<Body>> {
@@ -400,5 +528,15 @@ where
         Err(error) => Err(errors::bad_request(format!(
             "cannot read the request body: {error}"
         ))),
+    }
+}
+
+/// `pods` or `deployments.apps` for a cache prefix such as `/registry/apps/deployments/`.
+fn resource_of_prefix(prefix: &str) -> String {
+    let mut parts = prefix.trim_matches('/').split('/').skip(1);
+    match (parts.next(), parts.next()) {
+        (Some("core"), Some(plural)) => plural.to_string(),
+        (Some(group), Some(plural)) => format!("{plural}.{group}"),
+        _ => prefix.to_string(),
     }
 }

@@ -7,6 +7,7 @@
 //! [`api`] for the resource API (`/api`, `/apis`), whose verbs live in
 //! [`handlers`] and whose per-kind rules live in [`strategy`].
 
+pub mod admission;
 pub mod allocator;
 pub mod api;
 pub mod auth;
@@ -17,10 +18,12 @@ pub mod codec;
 pub mod crd;
 pub mod discovery;
 pub mod errors;
+pub mod field_manager;
 pub mod field_validation;
 pub mod filter;
 pub mod handlers;
 pub mod health;
+pub mod metrics;
 pub mod namespace_finalizer;
 pub mod objects;
 pub mod openapi;

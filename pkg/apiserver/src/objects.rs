@@ -13,12 +13,13 @@ use serde_json::{Map, Value};
 
 /// The key prefix of every object of a resource.
 pub fn resource_prefix(resource: &ResourceInfo) -> String {
-    let group = if resource.group.is_empty() {
-        "core"
-    } else {
-        &resource.group
+    // Kinds served by two APIs live under one prefix (see kite_api::conversion).
+    let (group, plural) = match kite_api::conversion::storage(&resource.group, &resource.plural) {
+        Some(storage) => (storage.group, storage.plural),
+        None => (resource.group.as_str(), resource.plural.as_str()),
     };
-    format!("/registry/{group}/{}/", resource.plural)
+    let group = if group.is_empty() { "core" } else { group };
+    format!("/registry/{group}/{plural}/")
 }
 
 /// The key prefix of a resource's objects in one namespace (or all, for `None`).
@@ -71,9 +72,10 @@ pub fn set_resource_version(obj: &mut Value, revision: i64) {
     );
 }
 
-/// The stored form: JSON without `metadata.resourceVersion`.
+/// The stored form: JSON without `metadata.resourceVersion`, in the storage
+/// version of kinds two APIs share.
 pub fn encode(obj: &Value) -> Bytes {
-    let mut stored = obj.clone();
+    let mut stored = kite_api::conversion::to_storage(obj).unwrap_or_else(|| obj.clone());
     if let Some(Value::Object(meta)) = stored.get_mut("metadata") {
         meta.remove("resourceVersion");
     }

@@ -6,7 +6,9 @@ use crate::body::{self, Body};
 use crate::registry::Registry;
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode, header};
-use kite_api::openapi::{CustomResource, OpenApiV3, build_v2};
+use kite_api::openapi::{
+    CustomResource, OpenApiV3, V2_PROTOBUF, V2_PROTOBUF_DEPRECATED, build_v2, encode_v2,
+};
 use kite_api::{Status, StatusReason};
 use std::sync::{Arc, RwLock};
 
@@ -14,6 +16,7 @@ use std::sync::{Arc, RwLock};
 struct Built {
     generation: u64,
     v2: Bytes,
+    v2_protobuf: Bytes,
     v3: Arc<OpenApiV3>,
     v3_index: Bytes,
 }
@@ -48,12 +51,15 @@ impl OpenApi {
             .filter(|r| !r.definition.is_empty())
             .map(|r| (**r).clone())
             .collect();
-        let v2 = Bytes::from(serde_json::to_vec(&build_v2(&builtin, custom)).unwrap_or_default());
+        let v2_doc = build_v2(&builtin, custom);
+        let v2 = Bytes::from(serde_json::to_vec(&v2_doc).unwrap_or_default());
+        let v2_protobuf = Bytes::from(encode_v2(&v2_doc));
         let v3 = Arc::new(OpenApiV3::build(&builtin, custom));
         let v3_index = Bytes::from(serde_json::to_vec(&v3.index()).unwrap_or_default());
         let built = Arc::new(Built {
             generation,
             v2,
+            v2_protobuf,
             v3,
             v3_index,
         });
@@ -74,14 +80,29 @@ impl OpenApi {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if path == "/openapi/v2" {
-            // Protobuf-only clients fall back to JSON-capable paths on 406.
-            if !accept.is_empty() && !accept.contains("json") && !accept.contains("*/*") {
+            // kubectl up to 1.28 asks for protobuf first (with JSON as a fallback).
+            let protobuf = accept.contains(V2_PROTOBUF) || accept.contains(V2_PROTOBUF_DEPRECATED);
+            if !protobuf
+                && !accept.is_empty()
+                && !accept.contains("json")
+                && !accept.contains("*/*")
+            {
                 return Some(body::status(&Status::failure(
                     StatusReason::NotAcceptable,
-                    "only application/json is supported for /openapi/v2",
+                    format!(
+                        "only application/json and {V2_PROTOBUF} are supported for /openapi/v2"
+                    ),
                 )));
             }
             let built = self.current(registry, custom);
+            if protobuf {
+                let mut response = body::json(StatusCode::OK, built.v2_protobuf.clone());
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(V2_PROTOBUF),
+                );
+                return Some(response);
+            }
             return Some(body::json(StatusCode::OK, built.v2.clone()));
         }
         if path == "/openapi/v3" || path == "/openapi/v3/" {

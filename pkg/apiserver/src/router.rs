@@ -59,6 +59,26 @@ impl Router {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let head = request.method() == Method::HEAD;
+        let mut response = self.respond(request, tls_user).await;
+        if head {
+            // A HEAD answer has the GET's headers and no body (HTTP/2 peers
+            // treat body bytes after a HEAD as a protocol error).
+            *response.body_mut() = body::full(Bytes::new());
+        }
+        response
+    }
+
+    async fn respond<B>(
+        &self,
+        request: Request<B>,
+        tls_user: Option<Arc<UserInfo>>,
+    ) -> Response<Body>
+    where
+        B: http_body::Body + Send,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let path = request.uri().path();
         let query = request.uri().query().unwrap_or("");
         let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
@@ -87,7 +107,26 @@ impl Router {
         let Some(user) = self.auth.authenticate(request.headers(), tls_user).await else {
             return body::status(&Status::unauthorized());
         };
+        let user = match self.auth.impersonate(request.headers(), user).await {
+            Ok(user) => user,
+            Err(status) => return body::status(&status),
+        };
         let user = &*user;
+        if path == "/metrics"
+            && read_only
+            && let Some(api) = &self.api
+        {
+            if let Err(status) = api.authorize_path(user, request.method(), path).await {
+                return body::status(&status);
+            }
+            let mut response = body::text(StatusCode::OK, "");
+            *response.body_mut() = body::full(Bytes::from(api.metrics_text()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return response;
+        }
         if let Some(api) = &self.api
             && let Some(response) = api.handle(request, user).await
         {

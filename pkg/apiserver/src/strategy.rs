@@ -100,6 +100,10 @@ fn prune_and_default(resource: &ResourceInfo, obj: &mut Value) {
 /// Built-in objects are served as stored.
 pub fn from_storage(resource: &ResourceInfo, obj: &mut Value) {
     let Some(custom) = &resource.custom else {
+        // Built-in kinds two APIs share (Events, HPAs) are stored in one version.
+        if converts(resource) {
+            *obj = kite_api::conversion::convert(std::mem::take(obj), &resource.api_version());
+        }
         return;
     };
     if !obj.is_object() {
@@ -112,10 +116,16 @@ pub fn from_storage(resource: &ResourceInfo, obj: &mut Value) {
     }
 }
 
+/// Whether a built-in resource is stored in another version than it is served in.
+fn converts(resource: &ResourceInfo) -> bool {
+    kite_api::conversion::storage(&resource.group, &resource.plural)
+        .is_some_and(|s| s.api_version != resource.api_version())
+}
+
 /// [`from_storage`] on serialised bytes (lists and watches); built-in objects
 /// pass through without being parsed.
 pub fn serve_bytes(resource: &ResourceInfo, stored: &Bytes) -> Bytes {
-    if resource.custom.is_none() {
+    if resource.custom.is_none() && !converts(resource) {
         return stored.clone();
     }
     match serde_json::from_slice::<Value>(stored) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// Events kept for watches that resume from an older resourceVersion.
-const HISTORY: usize = 10_000;
+pub const HISTORY: usize = 10_000;
 /// Events buffered per watcher before it is considered too slow.
 const LIVE_BUFFER: usize = 4_096;
 
@@ -133,6 +133,8 @@ pub struct WatchCache {
     state: RwLock<State>,
     live: broadcast::Sender<CachedEvent>,
     ready: tokio::sync::watch::Sender<bool>,
+    /// The newest revision applied, for reads waiting to be consistent.
+    progress: tokio::sync::watch::Sender<i64>,
 }
 
 /// What a new watcher starts from.
@@ -160,12 +162,14 @@ impl WatchCache {
     pub fn start(store: Arc<dyn Backend>, prefix: String, group: &str, kind: &str) -> Arc<Self> {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let (ready, _) = tokio::sync::watch::channel(false);
+        let (progress, _) = tokio::sync::watch::channel(0);
         let cache = Arc::new(Self {
             prefix,
             kind: (group.to_string(), kind.to_string()),
             state: RwLock::new(State::default()),
             live,
             ready,
+            progress,
         });
         let weak = Arc::downgrade(&cache);
         tokio::spawn(async move {
@@ -229,6 +233,7 @@ impl WatchCache {
             state.history.clear();
             state.ready = true;
         }
+        self.progress.send_replace(revision);
         self.ready.send_replace(true);
         while let Some(batch) = watch.recv().await {
             for event in batch? {
@@ -295,12 +300,22 @@ impl WatchCache {
         }
         // Sent under the lock so a watcher subscribing under the read lock sees no gap.
         let _ = self.live.send(cached);
+        self.progress.send_replace(revision);
     }
 
     /// Waits until the initial fill is done.
     pub async fn wait_ready(&self) {
         let mut ready = self.ready.subscribe();
         let _ = ready.wait_for(|r| *r).await;
+    }
+
+    /// Waits until the cache has applied `revision` (true), or `limit` passes (false).
+    pub async fn wait_for_revision(&self, revision: i64, limit: Duration) -> bool {
+        let mut progress = self.progress.subscribe();
+        matches!(
+            tokio::time::timeout(limit, progress.wait_for(|r| *r >= revision)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// The newest revision the cache has applied.

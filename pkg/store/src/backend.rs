@@ -64,6 +64,15 @@ pub trait Backend: Send + Sync {
     /// with [`Error::Compacted`](crate::Error::Compacted) if that history is gone.
     async fn watch(&self, prefix: &str, from_revision: i64) -> Result<WatchStream>;
 
+    /// The current revision, and the revision of the newest write (create, update or
+    /// delete) to any key under `prefix` still on record. A cache that has applied
+    /// every event up to the second holds the prefix exactly as it is at the first.
+    async fn latest_revision(&self, prefix: &str) -> Result<(i64, i64)> {
+        let _ = prefix;
+        let current = self.current_revision().await?;
+        Ok((current, current))
+    }
+
     /// Forgets history older than `revision`: reads and watches below it fail afterwards.
     /// Returns the new compact revision.
     async fn compact(&self, revision: i64) -> Result<i64>;

@@ -34,6 +34,10 @@ const NAMES_BOUNDED: &str = "SELECT name, deleted FROM kine
 const NAMES_UNBOUNDED: &str = "SELECT name, deleted FROM kine
     WHERE name >= ?1 AND id <= ?2 ORDER BY name, id";
 
+// The newest row of a key range, from the (name, id) index alone.
+const LATEST_BOUNDED: &str = "SELECT COALESCE(MAX(id), 0) FROM kine WHERE name >= ?1 AND name < ?2";
+const LATEST_UNBOUNDED: &str = "SELECT COALESCE(MAX(id), 0) FROM kine WHERE name >= ?1";
+
 // History is read in revision order by rowid; `+name` keeps the planner off the name index,
 // since a watch usually resumes from a recent revision.
 const HISTORY_BOUNDED: &str = "SELECT id, name, created, deleted, create_revision,
@@ -268,6 +272,23 @@ impl Snapshot<'_> {
         }
         kvs.extend(newest);
         Ok(kvs)
+    }
+
+    /// The snapshot's revision and the newest revision written under `prefix`.
+    pub(crate) fn latest(&self, prefix: &str) -> Result<(i64, i64)> {
+        let (start, end) = key_range(prefix, None);
+        let latest = match end {
+            Some(end) => self
+                .conn
+                .prepare_cached(LATEST_BOUNDED)
+                .and_then(|mut s| s.query_row(params![start, end], |r| r.get(0))),
+            None => self
+                .conn
+                .prepare_cached(LATEST_UNBOUNDED)
+                .and_then(|mut s| s.query_row(params![start], |r| r.get(0))),
+        }
+        .map_err(self.sql("reading the newest revision of a range"))?;
+        Ok((self.current, latest))
     }
 
     pub(crate) fn count(&self, prefix: &str, revision: i64) -> Result<(i64, i64)> {

@@ -225,6 +225,14 @@ impl Backend for SqliteBackend {
             .await
     }
 
+    async fn latest_revision(&self, prefix: &str) -> Result<(i64, i64)> {
+        let prefix = prefix.to_owned();
+        self.inner
+            .readers
+            .read(move |snapshot| snapshot.latest(&prefix))
+            .await
+    }
+
     async fn watch(&self, prefix: &str, from_revision: i64) -> Result<WatchStream> {
         let inner = &self.inner;
         watch::start(

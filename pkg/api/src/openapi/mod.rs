@@ -11,10 +11,12 @@
 mod custom;
 mod paths;
 mod v2;
+mod v2_protobuf;
 mod v3;
 
 pub use custom::{CustomResource, custom_definition_name};
 pub use v2::build_v2;
+pub use v2_protobuf::{V2_PROTOBUF, V2_PROTOBUF_DEPRECATED, encode_v2};
 pub use v3::{OpenApiV3, build_v3_group_version};
 
 /// The `info.version` kube-apiserver puts in its documents.

@@ -70,9 +70,27 @@ pub(super) fn build() -> Definitions {
         meta::APIGroup, meta::APIGroupList, meta::APIResourceList, meta::APIVersions, meta::Patch,
     ]);
     let mut defs = generator.take_definitions(false);
+    metadata_is_optional(&mut defs);
     add_list_kinds(&mut defs);
     extensions::apply(&mut defs);
     defs
+}
+
+/// k8s-openapi types `metadata` as a plain struct (not an `Option`), so
+/// schemars lists it as required; Kubernetes never requires it (kubectl's
+/// client-side validation would reject a TokenReview without one).
+fn metadata_is_optional(defs: &mut Definitions) {
+    for schema in defs.values_mut() {
+        let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) else {
+            continue;
+        };
+        required.retain(|field| field != "metadata");
+        if required.is_empty()
+            && let Some(map) = schema.as_object_mut()
+        {
+            map.remove("required");
+        }
+    }
 }
 
 /// `<Kind>List` definitions for every listable built-in resource, shaped as

@@ -23,6 +23,7 @@
 
 mod aggregation;
 mod authenticator;
+mod impersonation;
 mod jwt;
 pub mod policy;
 pub mod rbac;

@@ -4,6 +4,7 @@ use crate::api::Call;
 use crate::body::Body;
 use crate::codec;
 use crate::errors::{self, ApiResult};
+use crate::field_manager::Ownership;
 use crate::handlers::update::{check_type, validate};
 use crate::objects;
 use crate::output;
@@ -18,13 +19,26 @@ pub async fn create(call: &Call<'_>) -> ApiResult<Response<Body>> {
         return Err(errors::no_such_resource());
     }
     let r = &call.resource;
-    let mut obj = codec::decode_typed(
+    let obj = codec::decode_typed(
         call.headers,
         &call.body,
         Some((&r.group, &r.version, &r.kind)),
     )?;
     check_type(call, &obj)?;
     let warnings = crate::field_validation::check(call, &call.body, &obj)?;
+    let ownership = Ownership::of(call, None, false)?;
+    create_object(call, obj, Some(&ownership), &warnings).await
+}
+
+/// Creates `obj`, already decoded and checked; records its creator in
+/// `metadata.managedFields` unless `ownership` is `None` (server-side apply
+/// has recorded the applier already).
+pub async fn create_object(
+    call: &Call<'_>,
+    mut obj: Value,
+    ownership: Option<&Ownership>,
+    warnings: &[String],
+) -> ApiResult<Response<Body>> {
     let namespace = call.namespace();
     if let Some(ns) = namespace {
         let body_ns = objects::namespace(&obj);
@@ -42,15 +56,19 @@ pub async fn create(call: &Call<'_>) -> ApiResult<Response<Body>> {
         }
     }
     strategy::prepare_for_create(&call.resource, &mut obj, namespace);
+    if let Some(ownership) = ownership {
+        ownership.record_update(None, &mut obj);
+    }
     let name = objects::name(&obj).to_string();
     if let Some(ns) = namespace {
         admit_namespace(call, ns, &name).await?;
     }
+    crate::admission::admit_create(call, &mut obj).await?;
     validate(call, &obj, None)?;
     if call.dry_run()? {
         return Ok(crate::field_validation::add_warnings(
             output::object(call, StatusCode::CREATED, &obj)?,
-            &warnings,
+            warnings,
         ));
     }
     let key = objects::key(&call.resource, namespace, &name);
@@ -72,7 +90,7 @@ pub async fn create(call: &Call<'_>) -> ApiResult<Response<Body>> {
             objects::set_resource_version(&mut obj, revision);
             Ok(crate::field_validation::add_warnings(
                 output::object(call, StatusCode::CREATED, &obj)?,
-                &warnings,
+                warnings,
             ))
         }
         Err(kite_store::Error::KeyExists { .. }) => {

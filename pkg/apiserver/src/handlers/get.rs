@@ -18,7 +18,7 @@ pub async fn get(call: &Call<'_>) -> ApiResult<Response<Body>> {
     output::object(call, StatusCode::OK, &object)
 }
 
-/// The current object and its revision, if it exists.
+/// The current object (in the version the call asked for) and its revision, if it exists.
 pub async fn read(call: &Call<'_>, name: &str) -> ApiResult<Option<(Value, i64)>> {
     let key = objects::key(&call.resource, call.namespace(), name);
     let (_, kv) = call

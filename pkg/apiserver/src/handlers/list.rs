@@ -8,11 +8,17 @@ use crate::errors::{self, ApiResult};
 use crate::filter::Filter;
 use crate::objects;
 use crate::output;
+use crate::watch_cache::CachedObject;
 use base64::Engine;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use kite_api::{Status, StatusReason};
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a consistent list waits for the watch cache before reading the store.
+const CONSISTENT_WAIT: Duration = Duration::from_secs(3);
 
 /// A page of matching objects at one revision.
 pub struct Page {
@@ -148,6 +154,50 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
             continue_token: None,
             remaining: None,
         });
+    }
+
+    // A consistent read (no resourceVersion) is served from the cache too, once the
+    // cache has applied the newest write under the prefix (kube-apiserver's
+    // consistent reads from cache). Later pages read the store at the same revision.
+    if continue_token.is_none() && resource_version.is_empty() {
+        let cache = call.cache();
+        cache.wait_ready().await;
+        let (current, latest) = call
+            .api
+            .store
+            .latest_revision(&prefix)
+            .await
+            .map_err(errors::from_store)?;
+        if cache.wait_for_revision(latest, CONSISTENT_WAIT).await {
+            let (objects, cache_revision) = cache.list(&prefix);
+            let revision = current.max(cache_revision).max(1);
+            let matching: Vec<&Arc<CachedObject>> = objects
+                .iter()
+                .filter(|o| filter.matches_cached(o))
+                .collect();
+            let take = if limit == 0 {
+                matching.len()
+            } else {
+                limit.min(matching.len())
+            };
+            let more = take < matching.len();
+            let continue_token = match (more, take.checked_sub(1).and_then(|i| matching.get(i))) {
+                (true, Some(last)) => Some(encode_continue(revision, &last.key)),
+                _ => None,
+            };
+            let remaining =
+                (more && filter.is_namespace_only()).then(|| (matching.len() - take) as i64);
+            let items = matching[..take]
+                .iter()
+                .map(|o| crate::strategy::serve_bytes(&call.resource, &o.json))
+                .collect();
+            return Ok(Page {
+                items,
+                revision,
+                continue_token,
+                remaining,
+            });
+        }
     }
 
     let (mut revision, mut start_after) = match &continue_token {

@@ -3,11 +3,12 @@
 use crate::api::Call;
 use crate::body::Body;
 use crate::errors::{self, ApiResult};
-use crate::handlers::update::{requested_revision, write};
+use crate::field_manager::Ownership;
+use crate::handlers::update::{requested_revision, write, write_owned};
 use crate::output;
 use http::{Response, StatusCode, header};
 use kite_api::patch::PatchType;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Applies the patch in the body to the object named in the path.
 pub async fn patch(call: &Call<'_>, subresource: Option<&str>) -> ApiResult<Response<Body>> {
@@ -21,6 +22,17 @@ pub async fn patch(call: &Call<'_>, subresource: Option<&str>) -> ApiResult<Resp
     let name = call.request.name.clone().unwrap_or_default();
     if patch_type == PatchType::Apply {
         return apply(call, subresource, &name).await;
+    }
+    if call.param("force").is_some() {
+        return Err(kite_api::validation::invalid_status(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            &[kite_api::FieldError::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            )],
+        ));
     }
     // A patch that names a resourceVersion makes the update conditional on it.
     let precondition = match serde_json::from_slice::<Value>(&call.body) {
@@ -44,11 +56,10 @@ fn schema_of(call: &Call<'_>) -> Option<kite_api::schema::SchemaNode<'static>> {
     .and_then(kite_api::schema::node)
 }
 
-/// `application/apply-patch+yaml` (server-side apply): creates the object if it
-/// is missing, otherwise merges the applied configuration into it.
-///
-/// Field ownership (managedFields) and conflict detection are not implemented
-/// yet: the applied fields win, as with `--force-conflicts`.
+/// `application/apply-patch+yaml` (server-side apply): merges the applied
+/// configuration into the object (creating it if missing), records the
+/// manager's ownership, and refuses with 409 to change fields other managers
+/// own unless `force=true`.
 async fn apply(
     call: &Call<'_>,
     subresource: Option<&str>,
@@ -73,33 +84,29 @@ async fn apply(
             crate::objects::name(&applied)
         )));
     }
+    if applied
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(errors::bad_request("metadata.managedFields must be nil"));
+    }
+    let json = serde_json::to_vec(&applied).map_err(errors::internal)?;
+    let warnings = crate::field_validation::check(call, &json, &applied)?;
+    let ownership = Ownership::of(call, subresource, true)?;
+    let force = call
+        .param("force")
+        .is_some_and(|v| crate::request::parse_bool(&v));
     let exists = crate::handlers::get::read(call, name).await?.is_some();
     if !exists && subresource.is_none() {
-        let mut headers = call.headers.clone();
-        headers.insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/json"),
-        );
-        let body = bytes::Bytes::from(serde_json::to_vec(&applied).unwrap_or_default());
-        let create_call = Call {
-            body,
-            headers: &headers,
-            ..call.shallow()
-        };
-        return crate::handlers::create::create(&create_call).await;
+        let object = ownership.apply(&json!({}), &applied, force)?;
+        return crate::handlers::create::create_object(call, object, None, &warnings).await;
     }
-    let schema = schema_of(call);
-    let (object, code) = write(call, name, subresource, None, |old| {
-        kite_api::patch::strategic_merge(old, &applied, schema).map_err(|e| e.status())
+    let (object, _) = write_owned(call, name, subresource, None, None, |old| {
+        ownership.apply(old, &applied, force)
     })
     .await?;
-    output::object(
-        call,
-        if code == StatusCode::CREATED {
-            code
-        } else {
-            StatusCode::OK
-        },
-        &object,
-    )
+    Ok(crate::field_validation::add_warnings(
+        output::object(call, StatusCode::OK, &object)?,
+        &warnings,
+    ))
 }

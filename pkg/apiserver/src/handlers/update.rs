@@ -4,6 +4,7 @@ use crate::api::Call;
 use crate::body::Body;
 use crate::codec;
 use crate::errors::{self, ApiResult};
+use crate::field_manager::Ownership;
 use crate::objects;
 use crate::output;
 use crate::strategy;
@@ -58,11 +59,37 @@ pub fn requested_revision(obj: &Value) -> ApiResult<Option<i64>> {
 
 /// Reads the current object, computes the new one with `change`, and writes it
 /// with compare-and-swap, retrying on races unless the client pinned a revision.
+/// The write is recorded in `metadata.managedFields` as an `Update`.
 pub async fn write<F>(
     call: &Call<'_>,
     name: &str,
     subresource: Option<&str>,
     precondition: Option<i64>,
+    change: F,
+) -> ApiResult<(Value, StatusCode)>
+where
+    F: Fn(&Value) -> ApiResult<Value>,
+{
+    let ownership = Ownership::of(call, subresource, false)?;
+    write_owned(
+        call,
+        name,
+        subresource,
+        precondition,
+        Some(&ownership),
+        change,
+    )
+    .await
+}
+
+/// [`write`], recording ownership with `ownership` when given; `None` when
+/// `change` has already set `metadata.managedFields` (server-side apply).
+pub async fn write_owned<F>(
+    call: &Call<'_>,
+    name: &str,
+    subresource: Option<&str>,
+    precondition: Option<i64>,
+    ownership: Option<&Ownership>,
     change: F,
 ) -> ApiResult<(Value, StatusCode)>
 where
@@ -91,6 +118,9 @@ where
                 .insert("namespace".into(), Value::String(ns.to_string()));
         }
         objects::set_resource_version(&mut new, revision);
+        if let Some(ownership) = ownership {
+            ownership.record_update(Some(&old), &mut new);
+        }
         validate(call, &new, Some(&old))?;
         if new == old {
             // Nothing changed: kube-apiserver skips the write and keeps the resourceVersion.

@@ -466,3 +466,21 @@ async fn the_wal_is_checkpointed_in_the_background_and_stays_small() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn latest_revision_names_the_newest_write_under_a_prefix() {
+    timed(async {
+        let (_dir, store) = open_store(manual_compaction());
+        assert_eq!(store.latest_revision("/a/").await.unwrap(), (0, 0));
+        store.create("/a/1", bytes("1"), 0).await.unwrap();
+        store.create("/b/1", bytes("1"), 0).await.unwrap();
+        store.update("/a/1", bytes("2"), 1, 0).await.unwrap();
+        store.create("/b/2", bytes("1"), 0).await.unwrap();
+        assert_eq!(store.latest_revision("/a/").await.unwrap(), (4, 3));
+        store.delete("/a/1", None).await.unwrap();
+        assert_eq!(store.latest_revision("/a/").await.unwrap(), (5, 5));
+        assert_eq!(store.latest_revision("/b/").await.unwrap(), (5, 4));
+        assert_eq!(store.latest_revision("/c/").await.unwrap(), (5, 0));
+    })
+    .await;
+}

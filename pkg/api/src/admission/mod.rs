@@ -1,0 +1,13 @@
+//! The mutating and validating admission steps kube-apiserver runs on pods
+//! before they are stored, as pure functions over the pod and the objects the
+//! step consults (the apiserver fetches those):
+//!
+//! - [`service_account`]: the `default` service account, its image pull
+//!   secrets, and the projected API-access volume in every container;
+//! - [`limit_range`]: default requests and limits from the namespace's
+//!   LimitRanges, and their minimum, maximum and ratio checks.
+//!
+//! Kubernetes runs them in this order (LimitRanger, then ServiceAccount).
+
+pub mod limit_range;
+pub mod service_account;
