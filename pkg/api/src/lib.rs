@@ -15,6 +15,7 @@ pub mod resources;
 pub mod schema;
 pub mod selector;
 pub mod status;
+pub mod structural;
 pub mod table;
 pub mod validation;
 pub mod version;

@@ -50,6 +50,24 @@ pub struct ResourceInfo {
     pub preferred: bool,
     /// JSON paths of a custom resource's scale subresource (built-ins use `.spec.replicas`).
     pub scale_paths: Option<ScalePaths>,
+    /// A custom resource's schema and storage version, from its CRD.
+    #[serde(skip)]
+    pub custom: Option<std::sync::Arc<CustomSchema>>,
+}
+
+/// What the apiserver needs from a CRD to prune, default, validate and store
+/// one served version's objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomSchema {
+    /// The version's `schema.openAPIV3Schema`.
+    pub schema: serde_json::Value,
+    /// The CRD's storage version: objects of every version are stored as it.
+    pub storage_version: String,
+    /// The storage version's schema: objects are pruned by it on their way to
+    /// storage and pruned and defaulted by it when read back.
+    pub storage_schema: serde_json::Value,
+    /// Whether the CRD is being deleted (no new objects are accepted).
+    pub terminating: bool,
 }
 
 /// Where a custom resource's `scale` subresource reads and writes (from its CRD).
@@ -268,6 +286,7 @@ pub fn builtin() -> Vec<ResourceInfo> {
                 // autoscaling/v1 is the only non-preferred built-in version kite serves.
                 preferred: row.gv != "autoscaling/v1",
                 scale_paths: None,
+                custom: None,
             }
         })
         .collect()

@@ -113,33 +113,6 @@ impl<'a> Call<'a> {
     pub fn cache(&self) -> Arc<WatchCache> {
         self.api.cache(&self.resource)
     }
-
-    /// Whether stored objects of this resource are kept in another version
-    /// (`events.k8s.io/v1` Events, `autoscaling/v1` HPAs) and need converting.
-    pub fn converts(&self) -> bool {
-        kite_api::conversion::storage(&self.resource.group, &self.resource.plural)
-            .is_some_and(|s| s.api_version != self.resource.api_version())
-    }
-
-    /// A stored object in the version this call asked for.
-    pub fn outgoing(&self, obj: serde_json::Value) -> serde_json::Value {
-        if self.converts() {
-            kite_api::conversion::convert(obj, &self.resource.api_version())
-        } else {
-            obj
-        }
-    }
-
-    /// Stored JSON (resourceVersion included) in the version this call asked for.
-    pub fn outgoing_json(&self, json: Bytes) -> Bytes {
-        if !self.converts() {
-            return json;
-        }
-        match serde_json::from_slice(&json) {
-            Ok(obj) => Bytes::from(serde_json::to_vec(&self.outgoing(obj)).unwrap_or_default()),
-            Err(_) => json,
-        }
-    }
 }
 
 impl Api {
@@ -504,6 +477,13 @@ impl Api {
         }
         if let Some(r) = crate::auth::reviews::handle(&call).await {
             return r;
+        }
+        let terminating = call.resource.custom.as_ref().is_some_and(|c| c.terminating);
+        if verb == Verb::Create && terminating {
+            return Err(kite_api::Status::failure(
+                kite_api::StatusReason::MethodNotAllowed,
+                "create not allowed while custom resource definition is terminating",
+            ));
         }
         let is_crd = call.resource.group == "apiextensions.k8s.io"
             && call.resource.plural == "customresourcedefinitions";

@@ -66,7 +66,7 @@ fn groups(registry: &Registry) -> BTreeMap<String, Vec<(String, bool)>> {
 }
 
 /// Kubernetes' version ordering: GA above beta above alpha, higher numbers first.
-fn version_priority(version: &str) -> (u8, u32, u32) {
+pub(crate) fn version_priority(version: &str) -> (u8, u32, u32) {
     let rest = version.trim_start_matches('v');
     let (major, tail) = rest.split_at(
         rest.find(|c: char| !c.is_ascii_digit())

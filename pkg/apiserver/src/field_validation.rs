@@ -39,7 +39,12 @@ pub fn problems(call: &Call<'_>, raw: &[u8], obj: &Value) -> Vec<String> {
             problems.push(format!("duplicate field {field:?}"));
         }
     }
-    if !crate::strategy::is_custom(&call.resource)
+    if let Some(custom) = &call.resource.custom {
+        // What pruning will drop from a custom object is what Strict rejects.
+        for field in kite_api::schema::unknown_fields_in_schema(&custom.schema, obj) {
+            problems.push(format!("unknown field {field:?}"));
+        }
+    } else if !crate::strategy::is_custom(&call.resource)
         && let Some(def) = kite_api::schema::definition_name_for(
             &call.resource.group,
             &call.resource.version,

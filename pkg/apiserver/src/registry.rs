@@ -91,6 +91,18 @@ impl Registry {
         inner.generation += 1;
     }
 
+    /// Removes one version of `plural.group` (a CRD version no longer served).
+    pub fn remove_version(&self, group: &str, version: &str, plural: &str) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner
+            .resources
+            .retain(|r| !(r.group == group && r.version == version && r.plural == plural));
+        inner
+            .by_path
+            .remove(&(group.to_string(), version.to_string(), plural.to_string()));
+        inner.generation += 1;
+    }
+
     /// Removes every version of `plural.group` (a deleted CRD).
     pub fn remove(&self, group: &str, plural: &str) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());

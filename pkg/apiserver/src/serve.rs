@@ -89,6 +89,7 @@ impl Server {
         crate::crd::sync(&api).await;
         auth.attach(&api);
         tokio::spawn(crate::namespace_finalizer::run(api.clone()));
+        tokio::spawn(crate::crd::run(api.clone()));
         let router = Router::new(
             health.clone(),
             &config.version,

@@ -5,8 +5,10 @@
 //! validation. The HTTP handlers are generic and call into here.
 
 use crate::objects;
+use bytes::Bytes;
 use kite_api::{FieldError, ResourceInfo};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 
 /// Kinds whose `metadata.generation` counts spec changes (as their Kubernetes strategies do).
 fn tracks_generation(resource: &ResourceInfo) -> bool {
@@ -67,6 +69,7 @@ pub fn prepare_for_create(resource: &ResourceInfo, obj: &mut Value, namespace: O
         map.remove("status");
     }
     if is_custom(resource) {
+        prune_and_default(resource, obj);
         return;
     }
     initial_status(resource, obj);
@@ -79,6 +82,90 @@ pub fn prepare_for_create(resource: &ResourceInfo, obj: &mut Value, namespace: O
             kite_api::defaults::job_selector(obj, &uid);
         }
         _ => {}
+    }
+}
+
+/// A custom object as kube-apiserver decodes it: fields its version's schema
+/// does not declare are pruned and the schema's defaults applied.
+fn prune_and_default(resource: &ResourceInfo, obj: &mut Value) {
+    if let Some(custom) = &resource.custom {
+        kite_api::structural::prepare(&custom.schema, obj);
+    }
+}
+
+/// An object read from storage, as served at the requested version. Like
+/// kube-apiserver's storage decoder, a custom object is pruned and defaulted
+/// by the storage version's schema, then converted (strategy `None`: only
+/// `apiVersion` changes) and pruned by the requested version's schema.
+/// Built-in objects are served as stored.
+pub fn from_storage(resource: &ResourceInfo, obj: &mut Value) {
+    let Some(custom) = &resource.custom else {
+        // Built-in kinds two APIs share (Events, HPAs) are stored in one version.
+        if converts(resource) {
+            *obj = kite_api::conversion::convert(std::mem::take(obj), &resource.api_version());
+        }
+        return;
+    };
+    if !obj.is_object() {
+        return;
+    }
+    kite_api::structural::prepare(&custom.storage_schema, obj);
+    obj["apiVersion"] = json!(resource.api_version());
+    if custom.storage_version != resource.version {
+        kite_api::structural::prune(&custom.schema, obj);
+    }
+}
+
+/// Whether a built-in resource is stored in another version than it is served in.
+fn converts(resource: &ResourceInfo) -> bool {
+    kite_api::conversion::storage(&resource.group, &resource.plural)
+        .is_some_and(|s| s.api_version != resource.api_version())
+}
+
+/// [`from_storage`] on serialised bytes (lists and watches); built-in objects
+/// pass through without being parsed.
+pub fn serve_bytes(resource: &ResourceInfo, stored: &Bytes) -> Bytes {
+    if resource.custom.is_none() && !converts(resource) {
+        return stored.clone();
+    }
+    match serde_json::from_slice::<Value>(stored) {
+        Ok(mut obj) => {
+            from_storage(resource, &mut obj);
+            Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
+        }
+        Err(_) => stored.clone(),
+    }
+}
+
+/// The form an object is stored in: custom objects of every served version
+/// are converted to the CRD's storage version (only `apiVersion` changes) and
+/// pruned by its schema, as kube-apiserver's converter does.
+pub fn for_storage<'a>(resource: &ResourceInfo, obj: &'a Value) -> Cow<'a, Value> {
+    match &resource.custom {
+        Some(custom) if custom.storage_version != resource.version && obj.is_object() => {
+            let mut stored = obj.clone();
+            stored["apiVersion"] = json!(format!("{}/{}", resource.group, custom.storage_version));
+            kite_api::structural::prune(&custom.storage_schema, &mut stored);
+            Cow::Owned(stored)
+        }
+        _ => Cow::Borrowed(obj),
+    }
+}
+
+/// The stored bytes of an object: [`for_storage`], encoded as the store keeps objects.
+pub fn encode(resource: &ResourceInfo, obj: &Value) -> Bytes {
+    objects::encode(&for_storage(resource, obj))
+}
+
+/// Work a delete request does before the generic delete: a CRD gets the
+/// `customresourcecleanup.apiextensions.k8s.io` finalizer and a `Terminating`
+/// condition, so its objects are removed before it goes (see [`crate::crd`]).
+pub fn prepare_for_delete(resource: &ResourceInfo, obj: &mut Value) {
+    if resource.group == "apiextensions.k8s.io"
+        && resource.kind == "CustomResourceDefinition"
+        && obj.pointer("/metadata/deletionTimestamp").is_none()
+    {
+        crate::crd::mark_terminating(obj);
     }
 }
 
@@ -135,6 +222,7 @@ pub fn prepare_for_update(resource: &ResourceInfo, new: &mut Value, old: &Value)
         }
     }
     keep_server_metadata(new, old);
+    prune_and_default(resource, new);
     if !is_custom(resource) {
         if resource.group.is_empty() && resource.kind == "Service" {
             keep_service_allocations(new, old);
@@ -179,6 +267,7 @@ pub fn prepare_for_status_update(resource: &ResourceInfo, new: &Value, old: &Val
             }
         }
     }
+    prune_and_default(resource, &mut out);
     // Status writers may still move labels and annotations (kubelets and controllers do).
     out
 }
@@ -298,11 +387,28 @@ pub fn validate(resource: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Ve
         )];
     }
     if is_custom(resource) {
-        return kite_api::validation::validate_object_meta(
+        let mut errors = kite_api::validation::validate_object_meta(
             obj.get("metadata").unwrap_or(&Value::Null),
             kite_api::validation::validate_name("", "CustomResource"),
             "metadata",
         );
+        if let Some(custom) = &resource.custom {
+            errors.extend(match old {
+                None => kite_api::structural::validate(&custom.schema, obj),
+                Some(old) => kite_api::structural::validate_update(&custom.schema, obj, old),
+            });
+        }
+        return errors;
+    }
+    if resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition" {
+        let mut errors = match old {
+            None => kite_api::validation::validate_create(&resource.group, &resource.kind, obj),
+            Some(old) => {
+                kite_api::validation::validate_update(&resource.group, &resource.kind, obj, old)
+            }
+        };
+        errors.extend(crate::crd::validate(obj));
+        return errors;
     }
     match old {
         None => kite_api::validation::validate_create(&resource.group, &resource.kind, obj),
@@ -355,6 +461,55 @@ mod tests {
         );
         assert_eq!(status["spec"]["replicas"], 1);
         assert_eq!(status["status"]["replicas"], 2);
+    }
+
+    /// `gadgets.example.com` served at `version`, stored at v1.
+    fn gadgets(version: &str) -> ResourceInfo {
+        let crd = json!({
+            "metadata": {"name": "gadgets.example.com"},
+            "spec": {"group": "example.com", "names": {"plural": "gadgets", "kind": "Gadget"}, "versions": [
+                {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {"old": {"type": "string"}, "size": {"type": "integer", "default": 5}}}}}}},
+                {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {"size": {"type": "integer", "default": 10, "minimum": 1}}}}}}},
+            ]},
+        });
+        crate::crd::resources_of(&crd)
+            .into_iter()
+            .map(|v| v.resource.info)
+            .find(|r| r.version == version)
+            .expect("served version")
+    }
+
+    #[test]
+    fn custom_objects_are_pruned_defaulted_validated_and_stored_at_the_storage_version() {
+        let beta = gadgets("v1beta1");
+        let mut obj = json!({"metadata": {"name": "g"}, "spec": {"old": "x", "junk": 1}});
+        prepare_for_create(&beta, &mut obj, Some("default"));
+        assert_eq!(obj["apiVersion"], "example.com/v1beta1");
+        assert_eq!(obj["spec"], json!({"old": "x", "size": 5}));
+        let stored = for_storage(&beta, &obj).into_owned();
+        assert_eq!(stored["apiVersion"], "example.com/v1");
+        assert_eq!(stored["spec"], json!({"size": 5}));
+        let mut served = stored.clone();
+        from_storage(&gadgets("v1beta1"), &mut served);
+        assert_eq!(served["apiVersion"], "example.com/v1beta1");
+        let v1 = gadgets("v1");
+        let mut bad = json!({"metadata": {"name": "g"}, "spec": {"size": 0}});
+        prepare_for_create(&v1, &mut bad, Some("default"));
+        let errors: Vec<String> = validate(&v1, &bad, None)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errors,
+            ["spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"]
+        );
+        // The stored object predates the rule: an unrelated update still goes through.
+        let mut relabelled = bad.clone();
+        relabelled["metadata"]["labels"] = json!({"a": "b"});
+        prepare_for_update(&v1, &mut relabelled, &bad);
+        assert!(validate(&v1, &relabelled, Some(&bad)).is_empty());
     }
 
     #[test]

@@ -84,7 +84,8 @@ pub async fn create_object(
     } else {
         None
     };
-    match call.api.store.create(&key, objects::encode(&obj), 0).await {
+    let stored = strategy::encode(&call.resource, &obj);
+    match call.api.store.create(&key, stored, 0).await {
         Ok(revision) => {
             objects::set_resource_version(&mut obj, revision);
             Ok(crate::field_validation::add_warnings(

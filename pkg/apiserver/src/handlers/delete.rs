@@ -155,6 +155,7 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
                 ),
             ));
         }
+        crate::strategy::prepare_for_delete(&call.resource, &mut object);
         if let Some(finalizer) = options.propagation_finalizer
             && object.pointer("/metadata/deletionTimestamp").is_none()
         {
@@ -182,10 +183,11 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
             if call.dry_run()? {
                 return Ok(object);
             }
+            let stored = crate::strategy::encode(&call.resource, &object);
             match call
                 .api
                 .store
-                .update(&key, objects::encode(&object), revision, 0)
+                .update(&key, stored, revision, 0)
                 .await
                 .map_err(errors::from_store)?
             {

@@ -29,8 +29,10 @@ pub async fn read(call: &Call<'_>, name: &str) -> ApiResult<Option<(Value, i64)>
         .map_err(errors::from_store)?;
     match kv {
         Some(kv) => {
-            let object = objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal)?;
-            Ok(Some((call.outgoing(object), kv.mod_revision)))
+            let mut object =
+                objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal)?;
+            crate::strategy::from_storage(&call.resource, &mut object);
+            Ok(Some((object, kv.mod_revision)))
         }
         None => Ok(None),
     }

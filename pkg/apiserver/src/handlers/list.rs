@@ -146,7 +146,7 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
         let items = objects
             .iter()
             .filter(|o| filter.matches_cached(o))
-            .map(|o| call.outgoing_json(o.json.clone()))
+            .map(|o| crate::strategy::serve_bytes(&call.resource, &o.json))
             .collect();
         return Ok(Page {
             items,
@@ -189,7 +189,7 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
                 (more && filter.is_namespace_only()).then(|| (matching.len() - take) as i64);
             let items = matching[..take]
                 .iter()
-                .map(|o| call.outgoing_json(o.json.clone()))
+                .map(|o| crate::strategy::serve_bytes(&call.resource, &o.json))
                 .collect();
             return Ok(Page {
                 items,
@@ -237,12 +237,9 @@ pub async fn read_page(call: &Call<'_>) -> ApiResult<Page> {
                     continue;
                 }
             }
-            items.push(
-                call.outgoing_json(
-                    objects::with_resource_version(&kv.value, kv.mod_revision)
-                        .map_err(errors::internal)?,
-                ),
-            );
+            let item = objects::with_resource_version(&kv.value, kv.mod_revision)
+                .map_err(errors::internal)?;
+            items.push(crate::strategy::serve_bytes(&call.resource, &item));
         }
         start_after = result.kvs.last().map(|kv| kv.key.clone());
         let full = limit != 0 && items.len() >= limit;

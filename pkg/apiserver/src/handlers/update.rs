@@ -146,7 +146,7 @@ where
         match call
             .api
             .store
-            .update(&key, objects::encode(&new), revision, 0)
+            .update(&key, strategy::encode(&call.resource, &new), revision, 0)
             .await
             .map_err(errors::from_store)?
         {

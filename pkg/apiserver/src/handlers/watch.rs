@@ -109,7 +109,6 @@ pub async fn watch(call: &Call<'_>) -> ApiResult<Response<Body>> {
     };
     let encoder = Encoder {
         resource: call.resource.clone(),
-        convert_to: call.converts().then(|| call.resource.api_version()),
         output: params.output,
         include,
     };
@@ -230,8 +229,6 @@ async fn run(
 
 struct Encoder {
     resource: Arc<kite_api::ResourceInfo>,
-    /// The API version to convert stored objects to, for shared storage.
-    convert_to: Option<String>,
     output: Output,
     include: IncludeObject,
 }
@@ -256,19 +253,17 @@ impl Encoder {
     }
 
     fn line(&self, kind: EventType, object: &CachedObject) -> Bytes {
-        let value = || match &self.convert_to {
-            Some(version) => kite_api::conversion::convert(object.value(), version),
-            None => object.value(),
-        };
-        let object_json: Bytes = match (self.output, &self.convert_to) {
-            (Output::Table, _) => {
+        // Custom objects are served at the watched version, with its defaults.
+        let served = crate::strategy::serve_bytes(&self.resource, &object.json);
+        let value = || serde_json::from_slice::<Value>(&served).unwrap_or_else(|_| object.value());
+        let object_json: Bytes = match self.output {
+            Output::Table => {
                 Bytes::from(serde_json::to_vec(&self.table(&value())).unwrap_or_default())
             }
-            (Output::PartialMetadata, _) => {
+            Output::PartialMetadata => {
                 Bytes::from(serde_json::to_vec(&output::partial(&value())).unwrap_or_default())
             }
-            (_, Some(_)) => Bytes::from(serde_json::to_vec(&value()).unwrap_or_default()),
-            (_, None) => object.json.clone(),
+            _ => served,
         };
         let mut line = Vec::with_capacity(object_json.len() + 32);
         line.extend_from_slice(b"{\"type\":\"");
