@@ -187,14 +187,17 @@ impl Runtime {
         Ok(bundle)
     }
 
-    /// Runs container `id` in the foreground: streams its output, waits, removes
-    /// it, and returns its exit code (128+N when killed by signal N).
+    /// Runs container `id` in the foreground: streams its output, waits, and
+    /// returns its exit code (128+N when killed by signal N). Its processes and
+    /// cgroup are gone afterwards; with `remove` its bundle (and so its file
+    /// system changes) too, otherwise [`Runtime::delete`] removes that later.
     pub fn run(
         &self,
         id: &str,
         image: &Reference,
         wanted: &ContainerSpec,
         stdio: Stdio3,
+        remove: bool,
     ) -> Result<i32> {
         let bundle = self.prepare(id, image, wanted)?;
         let mut command = self.command(&["run", "--bundle"]);
@@ -210,7 +213,11 @@ impl Runtime {
             binary: self.config.binary.clone(),
             source,
         });
-        let cleanup = self.remove_bundle(id);
+        let cleanup = if remove {
+            self.remove_bundle(id)
+        } else {
+            self.unmount_rootfs(id)
+        };
         let status = status?;
         cleanup?;
         // The low-level runtime exits with the container's code; 125 means it failed itself.
@@ -331,12 +338,17 @@ impl Runtime {
         Ok(ids)
     }
 
-    fn remove_bundle(&self, id: &str) -> Result<()> {
-        let bundle = self.bundle_dir(id);
-        let rootfs = bundle.join("rootfs");
+    fn unmount_rootfs(&self, id: &str) -> Result<()> {
+        let rootfs = self.bundle_dir(id).join("rootfs");
         if is_mount_point(&rootfs) {
             unmount(&rootfs)?;
         }
+        Ok(())
+    }
+
+    fn remove_bundle(&self, id: &str) -> Result<()> {
+        self.unmount_rootfs(id)?;
+        let bundle = self.bundle_dir(id);
         store::remove_tree(&bundle).map_err(io_err("remove", &bundle))?;
         Ok(())
     }

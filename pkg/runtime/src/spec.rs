@@ -202,7 +202,6 @@ pub fn build(
             "capabilities": {
                 "bounding": caps, "effective": caps, "permitted": caps,
             },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1_048_576u64, "soft": 1_048_576u64}],
             "noNewPrivileges": false,
         },
         "root": {"path": rootfs, "readonly": false},
