@@ -301,7 +301,7 @@ fn resolve_user(user: &str, rootfs: &Path) -> Result<(u32, u32), Error> {
     Ok((uid, gid))
 }
 
-fn lookup<'a>(file: &'a str, matches: impl Fn(&[&str]) -> bool) -> Option<Vec<&'a str>> {
+fn lookup(file: &str, matches: impl Fn(&[&str]) -> bool) -> Option<Vec<&str>> {
     file.lines()
         .map(|line| line.split(':').collect::<Vec<_>>())
         .find(|fields| matches(fields))
