@@ -206,6 +206,10 @@ def test_bad_input_is_rejected_clearly(node, image_tarballs, tmp_path):
     assert r.returncode == 1 and "invalid image reference" in r.stderr
     r = ctr(node, "run", "--rm", "nosuch:image", "x2", "true")
     assert r.returncode == 1 and "not found" in r.stderr
+    r = ctr(node, "run", "--rm", "busybox", "x3", "/no/such/program")
+    assert r.returncode == 1 and "/no/such/program" in r.stderr, r.stderr
+    assert os.listdir(os.path.join(node, "agent/runtime")) == []
+    assert os.listdir(os.path.join(node, "agent/containers")) == []
     truncated = tmp_path / "truncated.tar"
     data = open(image_tarballs["oci"], "rb").read()
     truncated.write_bytes(data[: len(data) // 2])

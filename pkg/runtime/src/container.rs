@@ -213,6 +213,13 @@ impl Runtime {
             binary: self.config.binary.clone(),
             source,
         });
+        // A failed create can leave libcontainer's state behind: delete it (and so its cgroup).
+        if status
+            .as_ref()
+            .is_ok_and(|s| s.code() == Some(125) || s.code().is_none())
+        {
+            self.forget(id);
+        }
         let cleanup = if remove {
             self.remove_bundle(id)
         } else {
@@ -336,6 +343,14 @@ impl Runtime {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+
+    /// Removes the low-level runtime's state of a container that failed half-way.
+    fn forget(&self, id: &str) {
+        let state = self.store.runtime_state_dir().join(id);
+        if state.exists() && self.simple("delete", &["delete", "--force"], id).is_err() {
+            let _ = store::remove_tree(&state);
+        }
     }
 
     fn unmount_rootfs(&self, id: &str) -> Result<()> {

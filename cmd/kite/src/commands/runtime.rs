@@ -39,13 +39,8 @@ pub fn run(args: RuntimeArgs) -> ExitCode {
     match shim::execute(&args.root, &id, operation) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(RUNTIME_FAILED)),
         Err(error) => {
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("error: {message}");
+            // The message already includes libcontainer's cause.
+            eprintln!("error: {error}");
             ExitCode::from(RUNTIME_FAILED)
         }
     }
