@@ -5,7 +5,7 @@
 #   2. one container start-to-exit: `kite ctr run --rm busybox ID true` vs
 #      `runc run` of an equivalent bundle (Debian runc) with the same rootfs.
 # Everything runs inside a network namespace this script creates and removes.
-#   tests/bench/runtime.sh [RUNS]     (default 20 runs each; medians printed)
+#   [KITE_BIN=path] tests/bench/runtime.sh [RUNS]   (default 20 runs each; medians printed)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-20}"
@@ -13,8 +13,11 @@ runs="${1:-20}"
 for pkg in runc skopeo busybox-static; do
   dpkg -s "$pkg" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
 done
-cargo build --release --locked -p kite
-kite=$PWD/target/release/kite
+# KITE_BIN=... measures an existing binary instead of building a release one.
+if [ -z "${KITE_BIN:-}" ]; then
+  cargo build --release --locked -p kite
+fi
+kite=${KITE_BIN:-$PWD/target/release/kite}
 work=$(mktemp -d /tmp/kite-bench-rt.XXXXXX)
 ns="kite-bench-rt-$$"
 cleanup() {
@@ -32,16 +35,28 @@ mkdir -p "$work/bundle/rootfs"
 tar -xOf "$work/busybox.tar" --wildcards '*/layer.tar' | tar -x -C "$work/bundle/rootfs"
 (cd "$work/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"true"/' config.json)
 
-KITE="$kite" WORK="$work" RUNS="$runs" NS="$ns" python3 - <<'PY'
+KITE="$kite" WORK="$work" RUNS="$runs" ip netns exec "$ns" python3 - <<'PY'
 import os, shutil, statistics, subprocess, time
 
-kite, work, runs, ns = os.environ["KITE"], os.environ["WORK"], int(os.environ["RUNS"]), os.environ["NS"]
+kite, work, runs = os.environ["KITE"], os.environ["WORK"], int(os.environ["RUNS"])
+
+# `ip netns exec` mounts a fresh /sys without the cgroup hierarchies: mount them again
+# (in this mount namespace only), as tests/e2e/test_runtime.py does.
+if not (os.path.isdir("/sys/fs/cgroup") and os.listdir("/sys/fs/cgroup")):
+    for fields in (line.split() for line in open("/proc/1/mountinfo")):
+        point = fields[4]
+        if point == "/sys/fs/cgroup" or point.startswith("/sys/fs/cgroup/"):
+            sep = fields.index("-")
+            opts = ",".join(o for o in fields[sep + 3].split(",") if o not in ("rw", "ro"))
+            os.makedirs(point, exist_ok=True)
+            subprocess.run(["mount", "-t", fields[sep + 1], *(["-o", opts] if opts else []),
+                            fields[sep + 2], point], check=True)
 tarball = os.path.join(work, "busybox.tar")
 size_mb = os.path.getsize(tarball) / 1e6
 
 def timed(cmd):
     start = time.perf_counter()
-    subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 def median(f):
