@@ -91,7 +91,7 @@ def node(image_tarballs):
         assert r.returncode == 0, r.stderr
         yield data
     finally:
-        ids = ctr(data, "containers", "ls").stdout.split()
+        ids = ctr(data, "containers", "ls", "-q").stdout.split()
         if ids:
             ctr(data, "containers", "rm", *ids)
         for m in reversed(mounts_under(d)):
@@ -192,13 +192,35 @@ def test_a_fork_bomb_stops_at_the_pids_limit(node):
 def test_containers_without_rm_stay_until_removed(node):
     r = ctr(node, "run", "busybox", "keep-1", "sh", "-c", "echo data > /kept")
     assert r.returncode == 0, r.stderr
-    assert ctr(node, "containers", "ls").stdout.split() == ["keep-1"]
+    assert ctr(node, "containers", "ls", "-q").stdout.split() == ["keep-1"]
+    assert ctr(node, "containers", "ls").stdout.splitlines()[1].split() == ["keep-1", "stopped", "-"]
     again = ctr(node, "run", "busybox", "keep-1", "true")
     assert again.returncode != 0 and "already exists" in again.stderr
     assert mounts_under(os.path.join(node, "agent/containers")) == []
     r = ctr(node, "containers", "rm", "keep-1")
     assert r.returncode == 0, r.stderr
-    assert ctr(node, "containers", "ls").stdout.split() == []
+    assert ctr(node, "containers", "ls", "-q").stdout.split() == []
+
+
+def test_a_detached_container_outlives_the_command_until_removed(node):
+    r = ctr(node, "run", "--detach", "busybox", "bg-1", "sleep", "300")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "bg-1"
+    # `kite ctr` has exited; the container runs on, with its state under the data dir.
+    _, row = ctr(node, "containers", "ls").stdout.splitlines()
+    cid, status, pid = row.split()
+    assert (cid, status) == ("bg-1", "running"), row
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[:2] == [b"sleep", b"300"]
+    assert os.path.exists(os.path.join(node, "agent/runtime/bg-1/state.json"))
+    r = ctr(node, "containers", "rm", "bg-1")
+    assert r.returncode == 0, r.stderr
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        subprocess.run(["sleep", "0.1"])
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert ctr(node, "containers", "ls", "-q").stdout.split() == []
 
 
 def test_bad_input_is_rejected_clearly(node, image_tarballs, tmp_path):

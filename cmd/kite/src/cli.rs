@@ -359,9 +359,13 @@ pub enum ImagesCommand {
 /// `kite ctr containers` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ContainersCommand {
-    /// List containers.
+    /// List containers with their status and host PID.
     #[command(visible_alias = "list")]
-    Ls,
+    Ls {
+        /// Print only the container IDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Remove containers (killing them first).
     #[command(visible_alias = "remove", visible_alias = "delete")]
     Rm {
@@ -375,8 +379,13 @@ pub enum ContainersCommand {
 #[derive(Debug, Args)]
 pub struct CtrRunArgs {
     /// Remove the container when it exits.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "detach")]
     pub rm: bool,
+
+    /// Start the container in the background and return; it keeps running after this
+    /// command (and kite) exit, until `kite ctr containers rm ID`.
+    #[arg(long)]
+    pub detach: bool,
 
     /// Set an environment variable (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = env_pair)]

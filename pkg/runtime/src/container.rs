@@ -273,14 +273,19 @@ impl Runtime {
                 }
             });
         if result.is_err() {
+            self.forget(id);
             let _ = self.remove_bundle(id);
         }
         result
     }
 
-    /// Starts a created container.
+    /// Starts a created container (deleting it if that fails).
     pub fn start(&self, id: &str) -> Result<()> {
-        self.simple("start", &["start"], id)
+        let result = self.simple("start", &["start"], id);
+        if result.is_err() {
+            let _ = self.delete(id, true);
+        }
+        result
     }
 
     /// Sends `signal` (e.g. `TERM`, `KILL`) to the container's init, or to all its processes.

@@ -25,11 +25,8 @@ pub fn run(args: CtrArgs) -> ExitCode {
             CtrCommand::Images(ImagesCommand::Import { files }) => import(&store, &files),
             CtrCommand::Images(ImagesCommand::Ls { quiet }) => list(&store, quiet),
             CtrCommand::Images(ImagesCommand::Rm { refs }) => remove(&store, &refs),
-            CtrCommand::Containers(ContainersCommand::Ls) => {
-                for id in runtime(store)?.list()? {
-                    println!("{id}");
-                }
-                Ok(0)
+            CtrCommand::Containers(ContainersCommand::Ls { quiet }) => {
+                list_containers(&runtime(store)?, quiet)
             }
             CtrCommand::Containers(ContainersCommand::Rm { ids }) => {
                 let runtime = runtime(store)?;
@@ -195,10 +192,43 @@ fn run_container(store: Store, args: CtrRunArgs) -> Result<i32> {
         stdin: Some(std::process::Stdio::inherit()),
         ..Stdio3::default()
     };
+    if args.detach {
+        runtime
+            .create(&args.id, &reference, &spec, Stdio3::default())
+            .and_then(|()| runtime.start(&args.id))
+            .with_context(|| format!("cannot run container {}", args.id))?;
+        println!("{}", args.id);
+        return Ok(0);
+    }
     let code = runtime
         .run(&args.id, &reference, &spec, stdio, args.rm)
         .with_context(|| format!("cannot run container {}", args.id))?;
     Ok(code)
+}
+
+fn list_containers(runtime: &Runtime, quiet: bool) -> Result<i32> {
+    let ids = runtime.list()?;
+    if quiet {
+        for id in ids {
+            println!("{id}");
+        }
+        return Ok(0);
+    }
+    println!("{:<24} {:<10} PID", "CONTAINER", "STATUS");
+    for id in ids {
+        // A container run in the foreground without --rm has no runtime state left: it stopped.
+        let (status, pid) = match runtime.state(&id) {
+            Ok(state) => (
+                state["status"].as_str().unwrap_or("unknown").to_string(),
+                state["pid"]
+                    .as_i64()
+                    .map_or_else(|| "-".to_string(), |p| p.to_string()),
+            ),
+            Err(_) => ("stopped".to_string(), "-".to_string()),
+        };
+        println!("{id:<24} {status:<10} {pid}");
+    }
+    Ok(0)
 }
 
 #[cfg(test)]
