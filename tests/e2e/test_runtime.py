@@ -6,8 +6,12 @@ overlayfs, cgroups). Needs root; tests/run.sh runs it inside a network
 namespace, and every container gets a network namespace of its own on top.
 """
 
+import hashlib
+import io
+import json
 import os
 import re
+import tarfile
 import shutil
 import subprocess
 import tempfile
@@ -239,6 +243,52 @@ def test_bad_input_is_rejected_clearly(node, image_tarballs, tmp_path):
     assert r.returncode == 1 and "truncated" in r.stderr, r.stderr
     assert os.listdir(os.path.join(node, "agent/content/ingest")) == []
     assert ctr(node, "images", "ls", "-q").stdout.split() == [BUSYBOX]
+
+
+def layered_image(busybox_tarball, out):
+    """busybox plus a layer that deletes /etc/group and replaces /var/www (a whiteout and an
+    opaque directory), as a docker-archive named whiteout:test."""
+    with tarfile.open(busybox_tarball) as t:
+        manifest = json.load(t.extractfile("manifest.json"))[0]
+        config = json.load(t.extractfile(manifest["Config"]))
+        base = t.extractfile(manifest["Layers"][0]).read()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in [("etc/.wh.group", b""), ("var/www/.wh..wh..opq", b""),
+                           ("var/www/new.html", b"new\n")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    top = buf.getvalue()
+    config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(top).hexdigest())
+    config_bytes = json.dumps(config).encode()
+    files = {
+        "base/layer.tar": base,
+        "top/layer.tar": top,
+        "config.json": config_bytes,
+        "manifest.json": json.dumps([{"Config": "config.json", "RepoTags": ["whiteout:test"],
+                                      "Layers": ["base/layer.tar", "top/layer.tar"]}]).encode(),
+    }
+    with tarfile.open(out, "w") as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+
+
+def test_whiteouts_hide_files_of_lower_layers(node, image_tarballs, tmp_path):
+    tarball = tmp_path / "layered.tar"
+    layered_image(image_tarballs["docker-archive"], tarball)
+    r = ctr(node, "images", "import", str(tarball))
+    assert r.returncode == 0, r.stderr
+    r = ctr(node, "run", "--rm", "whiteout:test", "wh-1", "sh", "-c",
+            "test -e /etc/group && echo group-present; test -e /etc/passwd && echo passwd-present; ls /var/www")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["passwd-present", "new.html"]
+    # The base layer is untouched: busybox still sees everything.
+    r = ctr(node, "run", "--rm", "busybox", "wh-2", "sh", "-c", "ls /etc/group /var/www")
+    assert r.returncode == 0, r.stderr
+    assert "index.html" in r.stdout and "/etc/group" in r.stdout
 
 
 def test_images_rm_removes_the_image_and_its_layers(node):
