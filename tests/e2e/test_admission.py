@@ -1,6 +1,7 @@
 """Admission of pods: ServiceAccount (account, API-access volume) and LimitRanger, through kubectl."""
 
 import json
+import time
 
 import pytest
 
@@ -12,8 +13,11 @@ def server(tmp_path_factory):
     s = KiteServer(str(tmp_path_factory.mktemp("admission")))
     s.start()
     s.kubectl("create", "namespace", "adm")
-    if s.kubectl("get", "serviceaccount", "default", "-n", "adm", check=False).returncode != 0:
-        s.kubectl("create", "serviceaccount", "default", "-n", "adm")
+    # The ServiceAccount controller gives every namespace its `default` account.
+    deadline = time.time() + 10
+    while s.kubectl("get", "serviceaccount", "default", "-n", "adm", check=False).returncode != 0:
+        assert time.time() < deadline, "no default ServiceAccount in a new namespace"
+        time.sleep(0.2)
     yield s
     s.stop()
 

@@ -277,10 +277,11 @@ def test_disable_scheduler_leaves_pods_pending(tmp_path):
         api = config.new_client_from_config(config_file=server.kubeconfig)
         core = client.CoreV1Api(api)
         make_node(core, "lonely", "2")
-        core.create_namespaced_pod("default", pod_body("waits"))
-        # The controllers still run: the default ServiceAccount appears.
+        # The controllers still run: the default ServiceAccount appears (pods need it,
+        # as in Kubernetes, where creating one before it exists is refused).
         wait_for(lambda: core.list_namespaced_service_account(
             "default", field_selector="metadata.name=default").items, what="default SA")
+        core.create_namespaced_pod("default", pod_body("waits"))
         time.sleep(2)
         assert bound_node(core, "waits") is None
         with pytest.raises(ApiException) as missing:

@@ -54,6 +54,18 @@ pub enum Command {
     Token(DataDirArgs),
     /// Inspect the cluster's certificates.
     Certificate(CertificateArgs),
+    /// Manage images and run containers on this node (like k3s's `ctr`).
+    #[command(
+        long_about = "Manage images and run containers on this node, with the habits of \
+            k3s's `ctr`.\n\n\
+            Images live in <data-dir>/agent; this works whether or not `kite server` runs. \
+            `images import` takes docker-archive (`docker save`) and OCI-layout tarballs, \
+            plain, gzip or zstd compressed; airgap/build-busybox-image.sh builds one."
+    )]
+    Ctr(CtrArgs),
+    /// The low-level container runtime kite runs itself as (not for direct use).
+    #[command(hide = true)]
+    Runtime(RuntimeArgs),
 }
 
 /// Arguments shared by every long-running command.
@@ -292,6 +304,208 @@ pub struct DataDirArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+/// `kite ctr` arguments.
+#[derive(Debug, Args)]
+pub struct CtrArgs {
+    /// Folder holding all state [default: /var/lib/kite, or ~/.kite when not root].
+    #[arg(
+        short = 'd',
+        long,
+        env = "KITE_DATA_DIR",
+        value_name = "DIR",
+        global = true
+    )]
+    pub data_dir: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CtrCommand,
+}
+
+/// What `kite ctr` can do.
+#[derive(Debug, Subcommand)]
+pub enum CtrCommand {
+    /// Manage images.
+    #[command(subcommand, visible_alias = "i", visible_alias = "image")]
+    Images(ImagesCommand),
+    /// Manage containers that were run without --rm.
+    #[command(subcommand, visible_alias = "c", visible_alias = "container")]
+    Containers(ContainersCommand),
+    /// Run a container in the foreground and exit with its exit code.
+    #[command(
+        long_about = "Run a container in the foreground: its standard output and \
+        error are this command's, and this command exits with the container's exit code \
+        (128+N when a signal N killed it).\n\n\
+        The container gets its own mount, PID, IPC, UTS and network namespaces (loopback \
+        only, or the host's with --net-host), an overlayfs root file system over the \
+        image's layers, and a cgroup nested in kite's own. Its host name is its ID."
+    )]
+    Run(Box<CtrRunArgs>),
+}
+
+/// `kite ctr images` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Import image tarballs (docker-archive or OCI layout; plain, gzip or zstd).
+    Import {
+        /// Tarballs to import; `-` reads standard input.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Print only the image names.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove images (and the content no other image uses).
+    #[command(visible_alias = "remove", visible_alias = "delete")]
+    Rm {
+        /// Image references, e.g. busybox or docker.io/library/busybox:latest.
+        #[arg(value_name = "REF", required = true)]
+        refs: Vec<String>,
+    },
+}
+
+/// `kite ctr containers` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ContainersCommand {
+    /// List containers with their status and host PID.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Print only the container IDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove containers (killing them first).
+    #[command(visible_alias = "remove", visible_alias = "delete")]
+    Rm {
+        /// Container IDs.
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+    },
+}
+
+/// `kite ctr run` arguments.
+#[derive(Debug, Args)]
+pub struct CtrRunArgs {
+    /// Remove the container when it exits.
+    #[arg(long, conflicts_with = "detach")]
+    pub rm: bool,
+
+    /// Start the container in the background and return; it keeps running after this
+    /// command (and kite) exit, until `kite ctr containers rm ID`.
+    #[arg(long)]
+    pub detach: bool,
+
+    /// Set an environment variable (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = env_pair)]
+    pub env: Vec<String>,
+
+    /// Working directory inside the container [default: the image's].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+
+    /// User to run as: uid[:gid] or a name from the image's /etc/passwd [default: the image's].
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Memory limit in bytes (suffixes k, m, g accepted).
+    #[arg(long, value_name = "BYTES", value_parser = byte_size)]
+    pub memory_limit: Option<i64>,
+
+    /// Maximum number of processes in the container.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    pub pids_limit: Option<i64>,
+
+    /// CPU limit in CPUs, e.g. 0.5 (a CFS quota over a 100ms period).
+    #[arg(long, value_name = "CPUS", value_parser = cpus)]
+    pub cpus: Option<f64>,
+
+    /// Share the host's network namespace instead of a new one with loopback only.
+    #[arg(long)]
+    pub net_host: bool,
+
+    /// The image, e.g. busybox or docker.io/library/busybox:latest.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    /// The container ID (also its host name).
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// The command and its arguments [default: the image's entrypoint and command].
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// `kite runtime`: the hidden low-level runtime kite re-executes itself as.
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// Directory holding the containers' state.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+
+    /// The operation.
+    #[command(subcommand)]
+    pub command: RuntimeCommand,
+}
+
+/// Low-level operations, as runc names them.
+#[derive(Debug, Subcommand)]
+pub enum RuntimeCommand {
+    /// Create a container from a bundle; its process waits for `start`.
+    Create {
+        /// Bundle directory holding config.json.
+        #[arg(long, value_name = "DIR")]
+        bundle: PathBuf,
+        /// Container ID.
+        id: String,
+    },
+    /// Start a created container.
+    Start {
+        /// Container ID.
+        id: String,
+    },
+    /// Signal a container.
+    Kill {
+        /// Signal name or number.
+        #[arg(long, default_value = "TERM")]
+        signal: String,
+        /// Signal every process of the container.
+        #[arg(long)]
+        all: bool,
+        /// Container ID.
+        id: String,
+    },
+    /// Delete a container and its cgroup.
+    Delete {
+        /// Kill it first if it runs.
+        #[arg(long)]
+        force: bool,
+        /// Container ID.
+        id: String,
+    },
+    /// Print a container's state as JSON.
+    State {
+        /// Container ID.
+        id: String,
+    },
+    /// Create, start and wait for a container, delete it, exit with its code.
+    Run {
+        /// Bundle directory holding config.json.
+        #[arg(long, value_name = "DIR")]
+        bundle: PathBuf,
+        /// Container ID.
+        id: String,
+    },
+}
+
 /// `kite certificate` subcommands.
 #[derive(Debug, Args)]
 pub struct CertificateArgs {
@@ -386,6 +600,42 @@ fn file_mode(value: &str) -> Result<u32, String> {
     Ok(mode)
 }
 
+fn env_pair(value: &str) -> Result<String, String> {
+    match value.split_once('=') {
+        Some((key, _)) if !key.is_empty() => Ok(value.to_string()),
+        _ => Err(format!("{value:?} is not KEY=VALUE")),
+    }
+}
+
+fn byte_size(value: &str) -> Result<i64, String> {
+    let lower = value.trim().to_ascii_lowercase();
+    let lower = lower.trim_end_matches('b').trim_end_matches('i');
+    let (digits, unit) = match lower.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&lower[..i], c),
+        _ => (lower, ' '),
+    };
+    let factor: i64 = match unit {
+        ' ' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => return Err(format!("{value:?}: unknown unit (use k, m or g)")),
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{value:?} is not a size such as 16m or 1048576"))
+}
+
+fn cpus(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(n) if n > 0.0 && n <= 1024.0 => Ok(n),
+        _ => Err(format!("{value:?} is not a CPU count such as 0.5 or 2")),
+    }
+}
+
 /// A DNS-1123 subdomain, as Kubernetes requires of node names and domains.
 fn is_dns_subdomain(value: &str) -> bool {
     !value.is_empty()
@@ -449,5 +699,19 @@ mod tests {
         assert!(file_mode("0999").is_err());
         assert!(node_name("Node_1").is_err());
         assert!(domain("cluster.local").is_ok());
+        assert_eq!(byte_size("16m"), Ok(16 << 20));
+        assert_eq!(byte_size("16Mi"), Ok(16 << 20));
+        assert_eq!(byte_size("1024"), Ok(1024));
+        assert!(byte_size("-1").is_err());
+        assert!(byte_size("5x").is_err());
+        assert!(env_pair("=x").is_err());
+        assert!(cpus("0").is_err());
+    }
+
+    #[test]
+    fn the_runtime_subcommand_is_hidden() {
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("ctr"), "{help}");
+        assert!(!help.contains("runtime"), "{help}");
     }
 }

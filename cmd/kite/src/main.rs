@@ -29,6 +29,9 @@ fn main() -> ExitCode {
         Err(error) => return clap_error(error),
     };
     let result = match cli.command {
+        // These two choose their own exit codes (a container's, or 125 for the runtime's own failure).
+        cli::Command::Ctr(args) => return commands::ctr::run(args),
+        cli::Command::Runtime(args) => return commands::runtime::run(args),
         cli::Command::Server(args) => commands::server::run(*args),
         cli::Command::Agent(args) => commands::agent::run(args),
         cli::Command::Kubectl(args) => commands::kubectl::run(args),

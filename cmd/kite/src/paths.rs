@@ -51,6 +51,11 @@ impl DataDir {
         self.root.join("server")
     }
 
+    /// `<data-dir>/agent`: images, snapshots and containers of this node.
+    pub fn agent(&self) -> PathBuf {
+        self.root.join("agent")
+    }
+
     /// `<data-dir>/server/tls`: CAs, keys and certificates.
     pub fn tls(&self) -> PathBuf {
         self.server().join("tls")

@@ -2,6 +2,8 @@
 
 pub mod agent;
 pub mod certificate;
+pub mod ctr;
 pub mod kubectl;
+pub mod runtime;
 pub mod server;
 pub mod token;
