@@ -38,7 +38,7 @@ if [ ! -x "$venv/bin/pytest" ]; then
 fi
 
 step "building kite"
-cargo build --locked -p kite
+cargo build --locked -p kite -p kite-e2e-kube
 
 step "unit and integration tests (cargo test)"
 cargo test --locked --no-fail-fast -- --test-threads=2

@@ -188,21 +188,6 @@ impl Api {
             .collect()
     }
 
-    /// The structural schema (`openAPIV3Schema`) of a served custom resource version.
-    pub fn custom_schema(&self, resource: &ResourceInfo) -> Option<serde_json::Value> {
-        let custom = self.custom.read().unwrap_or_else(|e| e.into_inner());
-        custom
-            .iter()
-            .find(|c| {
-                let info = &c.resource.info;
-                info.group == resource.group
-                    && info.version == resource.version
-                    && info.plural == resource.plural
-            })
-            .map(|c| c.resource.schema.clone())
-            .filter(|schema| !schema.is_null())
-    }
-
     /// The `additionalPrinterColumns` of a custom resource's version, from its CRD.
     pub fn printer_columns(&self, resource: &ResourceInfo) -> Vec<kite_api::table::PrinterColumn> {
         let custom = self.custom.read().unwrap_or_else(|e| e.into_inner());

@@ -22,7 +22,7 @@ pub struct Ownership {
     subresource: String,
     has_status: bool,
     builtin: Option<SchemaNode<'static>>,
-    custom: Option<Value>,
+    custom: Option<std::sync::Arc<kite_api::resources::CustomSchema>>,
     now: String,
 }
 
@@ -64,7 +64,7 @@ impl Ownership {
         }
         let resource = &call.resource;
         let (builtin, custom) = if strategy::is_custom(resource) {
-            (None, call.api.custom_schema(resource))
+            (None, resource.custom.clone())
         } else {
             let node = kite_api::schema::definition_name_for(
                 &resource.group,
@@ -87,7 +87,10 @@ impl Ownership {
 
     fn schema(&self) -> Option<SchemaNode<'_>> {
         match &self.custom {
-            Some(schema) => Some(SchemaNode::standalone(schema)),
+            Some(custom) if !custom.schema.is_null() => {
+                Some(SchemaNode::standalone(&custom.schema))
+            }
+            Some(_) => None,
             None => self.builtin,
         }
     }
