@@ -63,7 +63,9 @@ fn forbidden(call: &Call<'_>, name: &str, why: &str) -> Status {
     })
 }
 
-async fn get(
+/// A core/v1 object read from the store, if it exists (`namespace` is ignored
+/// for cluster-scoped resources).
+pub(crate) async fn get(
     call: &Call<'_>,
     plural: &str,
     namespace: &str,

@@ -19,7 +19,6 @@ use crate::api::{Api, Call};
 use crate::authn::UserInfo;
 use crate::objects;
 use crate::request::{ResourceRequest, Verb};
-use crate::watch_cache::Start;
 use bytes::Bytes;
 use http::HeaderMap;
 use kite_api::resources::{CustomSchema, STANDARD_VERBS, ScalePaths, SubresourceInfo};
@@ -27,7 +26,6 @@ use kite_api::{FieldError, ResourceInfo, openapi::CustomResource};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The finalizer that holds a deleted CRD until its objects are gone.
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
@@ -365,47 +363,11 @@ pub async fn run(api: Arc<Api>) {
         return;
     };
     let cache = api.cache(&crds);
-    cache.wait_ready().await;
-    loop {
-        let Ok((start, mut live)) = cache.subscribe(0) else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        let mut pending: BTreeSet<String> = match start {
-            Start::Snapshot(objects, _) => objects
-                .iter()
-                .filter(|o| terminating(&o.value()))
-                .map(|o| o.name().to_string())
-                .collect(),
-            Start::History(_) => BTreeSet::new(),
-        };
-        loop {
-            for name in pending.clone() {
-                match cleanup(&api, &name).await {
-                    Ok(true) => {
-                        pending.remove(&name);
-                    }
-                    Ok(false) => {}
-                    Err(status) => {
-                        tracing::warn!(crd = %name, message = %status.message, "custom resource cleanup failed; retrying")
-                    }
-                }
-            }
-            // Objects held by their own finalizers go away later: look again soon.
-            let wait = if pending.is_empty() {
-                Duration::from_secs(3600)
-            } else {
-                Duration::from_millis(500)
-            };
-            match tokio::time::timeout(wait, live.recv()).await {
-                Ok(Ok(event)) if terminating(&event.object.value()) => {
-                    pending.insert(event.object.name().to_string());
-                }
-                Ok(Ok(_)) | Err(_) => {}
-                Ok(Err(_)) => break,
-            }
-        }
-    }
+    crate::finalizer_loop::run(cache, "custom resource", terminating, |name| {
+        let api = api.clone();
+        async move { cleanup(&api, &name).await }
+    })
+    .await;
 }
 
 /// Deletes what is left of a terminating CRD's objects; true once the CRD is released.

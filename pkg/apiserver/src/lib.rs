@@ -21,6 +21,7 @@ pub mod errors;
 pub mod field_manager;
 pub mod field_validation;
 pub mod filter;
+pub mod finalizer_loop;
 pub mod handlers;
 pub mod health;
 pub mod in_process;

@@ -9,13 +9,10 @@
 use crate::api::{Api, Call};
 use crate::authn::UserInfo;
 use crate::request::{ResourceRequest, Verb};
-use crate::watch_cache::Start;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 const FINALIZER: &str = "kubernetes";
 
@@ -25,7 +22,6 @@ pub async fn run(api: Arc<Api>) {
         return;
     };
     let cache = api.cache(&namespaces);
-    cache.wait_ready().await;
     let user = UserInfo {
         name: "system:serviceaccount:kube-system:namespace-controller".into(),
         groups: vec![
@@ -33,46 +29,12 @@ pub async fn run(api: Arc<Api>) {
             crate::authn::AUTHENTICATED_GROUP.into(),
         ],
     };
-    loop {
-        let Ok((start, mut live)) = cache.subscribe(0) else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        let mut pending: BTreeSet<String> = match start {
-            Start::Snapshot(objects, _) => objects
-                .iter()
-                .filter(|o| terminating(&o.value()))
-                .map(|o| o.name().to_string())
-                .collect(),
-            Start::History(_) => BTreeSet::new(),
-        };
-        loop {
-            for name in pending.clone() {
-                match finalize(&api, &user, &name).await {
-                    Ok(true) => {
-                        pending.remove(&name);
-                    }
-                    Ok(false) => {}
-                    Err(status) => {
-                        tracing::warn!(namespace = %name, message = %status.message, "namespace cleanup failed; retrying")
-                    }
-                }
-            }
-            let wait = if pending.is_empty() {
-                Duration::from_secs(3600)
-            } else {
-                Duration::from_millis(500)
-            };
-            match tokio::time::timeout(wait, live.recv()).await {
-                Ok(Ok(event)) if terminating(&event.object.value()) => {
-                    pending.insert(event.object.name().to_string());
-                }
-                Ok(Ok(_)) | Err(_) => {}
-                // Lagged or closed: resubscribe and rebuild the pending set.
-                Ok(Err(_)) => break,
-            }
-        }
-    }
+    crate::finalizer_loop::run(cache, "namespace", terminating, |name| {
+        let api = api.clone();
+        let user = user.clone();
+        async move { finalize(&api, &user, &name).await }
+    })
+    .await;
 }
 
 fn terminating(ns: &Value) -> bool {

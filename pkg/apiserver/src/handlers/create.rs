@@ -102,20 +102,9 @@ pub async fn create_object(
 
 /// NamespaceLifecycle admission: content may only be created in an active namespace.
 pub async fn admit_namespace(call: &Call<'_>, namespace: &str, name: &str) -> ApiResult<()> {
-    let Some(namespaces) = call.api.registry.get("", "v1", "namespaces") else {
-        return Ok(());
+    let Some(ns) = crate::admission::get(call, "namespaces", namespace, namespace).await? else {
+        return Err(kite_api::Status::not_found("", "namespaces", namespace));
     };
-    let key = objects::key(&namespaces, None, namespace);
-    let (_, kv) = call
-        .api
-        .store
-        .get(&key, 0)
-        .await
-        .map_err(errors::from_store)?;
-    let Some(kv) = kv else {
-        return Err(errors::not_found(&namespaces, namespace));
-    };
-    let ns: Value = serde_json::from_slice(&kv.value).map_err(errors::internal)?;
     let terminating = ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
         || ns.pointer("/metadata/deletionTimestamp").is_some();
     if terminating {
