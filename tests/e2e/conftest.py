@@ -66,6 +66,10 @@ class KiteServer:
     def url(self):
         return f"https://127.0.0.1:{self.port}"
 
+    # Tests that run real pods turn the node agent on; the others keep the
+    # machine's cgroups and mounts untouched.
+    agent = False
+
     def args(self, extra=()):
         return [
             KITE_BIN, "server",
@@ -73,6 +77,7 @@ class KiteServer:
             "--write-kubeconfig", self.kubeconfig,
             "--https-listen-port", str(self.port),
             "--config", os.path.join(self.workdir, "no-config.yaml"),
+            *([] if self.agent else ["--disable-agent"]),
             *extra,
         ]
 
@@ -148,6 +153,61 @@ class KiteServer:
         body, _, tail = out.stdout.rpartition("\n")
         code, version = tail.split()
         return int(code), body, version
+
+
+class FakeKubelets:
+    """Stands in for the kubelets of fake Node objects in one respect only:
+    pods bound to them that are being deleted (graceful deletion waits for a
+    kubelet) are finalized with a grace period of 0, as a kubelet would after
+    stopping their containers. A test harness, never part of kite."""
+
+    def __init__(self, api_client, nodes):
+        import threading
+        from kubernetes import client
+        self.core = client.CoreV1Api(api_client)
+        self.nodes = set(nodes)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        from kubernetes.client.rest import ApiException
+        while not self.stopped.wait(0.2):
+            try:
+                pods = self.core.list_pod_for_all_namespaces().items
+            except Exception:
+                continue
+            for pod in pods:
+                if pod.metadata.deletion_timestamp and pod.spec.node_name in self.nodes:
+                    try:
+                        self.core.delete_namespaced_pod(
+                            pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+                    except ApiException:
+                        pass
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(5)
+
+
+def restore_cgroup_mounts():
+    """`ip netns exec` mounts a fresh /sys, which hides /sys/fs/cgroup. Mount the machine's
+    cgroup hierarchies again, as pid 1 sees them, in this process's mount namespace (which
+    `ip netns exec` created as a slave of the machine's, so nothing leaks out)."""
+    if os.path.isdir("/sys/fs/cgroup") and os.listdir("/sys/fs/cgroup"):
+        return
+    with open("/proc/1/mountinfo") as f:
+        lines = [line.split() for line in f]
+    for fields in lines:
+        point = fields[4]
+        if point != "/sys/fs/cgroup" and not point.startswith("/sys/fs/cgroup/"):
+            continue
+        sep = fields.index("-")
+        fstype, source, options = fields[sep + 1], fields[sep + 2], fields[sep + 3]
+        options = ",".join(o for o in options.split(",") if o not in ("rw", "ro"))
+        os.makedirs(point, exist_ok=True)
+        cmd = ["mount", "-t", fstype, *(["-o", options] if options else []), source, point]
+        subprocess.run(cmd, check=True)
 
 
 @pytest.fixture

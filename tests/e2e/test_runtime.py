@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 
-from conftest import KITE_BIN, in_own_netns
+from conftest import KITE_BIN, in_own_netns, restore_cgroup_mounts
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD_IMAGE = os.path.join(ROOT, "airgap/build-busybox-image.sh")
@@ -30,26 +30,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"
 def ctr(data_dir, *args, timeout=60, input=None):
     return subprocess.run([KITE_BIN, "ctr", "--data-dir", data_dir, *args],
                           capture_output=True, text=True, timeout=timeout, input=input)
-
-
-def restore_cgroup_mounts():
-    """`ip netns exec` mounts a fresh /sys, which hides /sys/fs/cgroup. Mount the machine's
-    cgroup hierarchies again, as pid 1 sees them, in this process's mount namespace (which
-    `ip netns exec` created as a slave of the machine's, so nothing leaks out)."""
-    if os.path.isdir("/sys/fs/cgroup") and os.listdir("/sys/fs/cgroup"):
-        return
-    with open("/proc/1/mountinfo") as f:
-        lines = [line.split() for line in f]
-    for fields in lines:
-        point = fields[4]
-        if point != "/sys/fs/cgroup" and not point.startswith("/sys/fs/cgroup/"):
-            continue
-        sep = fields.index("-")
-        fstype, source, options = fields[sep + 1], fields[sep + 2], fields[sep + 3]
-        options = ",".join(o for o in options.split(",") if o not in ("rw", "ro"))
-        os.makedirs(point, exist_ok=True)
-        cmd = ["mount", "-t", fstype, *(["-o", options] if options else []), source, point]
-        subprocess.run(cmd, check=True)
 
 
 def own_cgroup_dirs():

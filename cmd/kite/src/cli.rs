@@ -504,6 +504,59 @@ pub enum RuntimeCommand {
         /// Container ID.
         id: String,
     },
+    /// Run another process in a running container; exit with its code.
+    Exec {
+        /// Extra environment variable (KEY=value); repeatable.
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Give the process a terminal whose master side is sent to this Unix socket.
+        #[arg(long, value_name = "PATH")]
+        console_socket: Option<PathBuf>,
+        /// Container ID.
+        id: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Create and start a container, log its output, record its exit (runs in
+    /// the background; prints `started <pid>` once the container runs).
+    Monitor {
+        /// Bundle directory holding config.json.
+        #[arg(long, value_name = "DIR")]
+        bundle: PathBuf,
+        /// CRI-format log file for the container's output.
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// Give the container a standard input FIFO (`<bundle>/stdin`).
+        #[arg(long)]
+        stdin: bool,
+        /// Rotate the log past this many bytes.
+        #[arg(long, default_value_t = 10 << 20)]
+        log_max_size: u64,
+        /// Log files kept, the live one included.
+        #[arg(long, default_value_t = 5)]
+        log_max_files: usize,
+        /// Do the monitoring in this process (otherwise it runs in a detached
+        /// copy of itself and this one exits once the container runs).
+        #[arg(long)]
+        foreground: bool,
+        /// Container ID.
+        id: String,
+    },
+    /// Create a pod sandbox: new network, IPC and UTS namespaces pinned in DIR.
+    Sandbox {
+        /// The pod's host name.
+        #[arg(long)]
+        hostname: String,
+        /// Keep the node's network and UTS namespaces.
+        #[arg(long)]
+        host_network: bool,
+        /// Keep the node's IPC namespace.
+        #[arg(long)]
+        host_ipc: bool,
+        /// The sandbox directory.
+        dir: PathBuf,
+    },
 }
 
 /// `kite certificate` subcommands.

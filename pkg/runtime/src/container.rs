@@ -11,7 +11,10 @@
 //! ```
 
 use crate::cgroup::{self, CgroupVersion};
+use crate::crilog::Rotation;
+use crate::monitor;
 use crate::reference::Reference;
+use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::spec::{self, ContainerSpec, ImageConfig};
 use crate::store::{self, Store, io_err};
 use std::ffi::OsString;
@@ -69,6 +72,23 @@ pub enum Error {
         /// Its error output, if captured.
         detail: String,
     },
+    /// The sandbox could not be removed.
+    #[error(transparent)]
+    Sandbox(Box<crate::sandbox::Error>),
+}
+
+/// How a monitored container is set up.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MonitorSettings {
+    /// Give it a standard input FIFO ([`Runtime::stdin_path`]).
+    pub stdin: bool,
+    /// Log rotation limits.
+    pub rotation: Rotation,
+}
+
+/// Whether process `pid` exists (zombies included).
+fn process_alive(pid: i32) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Result of container operations.
@@ -127,6 +147,11 @@ impl Runtime {
         &self.store
     }
 
+    /// The cgroup directory containers go under unless their spec says otherwise.
+    pub fn cgroup_parent(&self) -> &Path {
+        &self.config.cgroup_parent
+    }
+
     /// The bundle directory of container `id`.
     pub fn bundle_dir(&self, id: &str) -> PathBuf {
         self.store.containers_dir().join(id)
@@ -166,7 +191,11 @@ impl Runtime {
                 .map(|l| self.store.snapshot_path(&l.diff_id).display().to_string())
                 .collect();
             mount_overlay(&rootfs, &lower, &upper, &work)?;
-            let spec = spec::build(id, &config, wanted, &rootfs, &self.cgroups_path(id));
+            let cgroups_path = match &wanted.cgroup_parent {
+                Some(parent) => cgroup::container_path(parent, id),
+                None => self.cgroups_path(id),
+            };
+            let spec = spec::build(id, &config, wanted, &rootfs, &cgroups_path);
             let spec = match spec {
                 Ok(spec) => spec,
                 Err(e) => {
@@ -336,6 +365,185 @@ impl Runtime {
             self.simple("delete", &args, id)?;
         }
         self.remove_bundle(id)
+    }
+
+    /// Prepares container `id` and starts it under a monitor (see
+    /// [`crate::monitor`]) that logs its output to `log` and records its exit;
+    /// the container and its monitor keep running when this process exits.
+    /// On error nothing is left behind.
+    pub fn start_monitored(
+        &self,
+        id: &str,
+        image: &Reference,
+        wanted: &ContainerSpec,
+        log: &Path,
+        options: MonitorSettings,
+    ) -> Result<monitor::Started> {
+        let bundle = self.prepare(id, image, wanted)?;
+        let mut command = self.command(&["monitor", "--bundle"]);
+        command
+            .arg(&bundle)
+            .arg("--log")
+            .arg(log)
+            .arg("--log-max-size")
+            .arg(options.rotation.max_size.to_string())
+            .arg("--log-max-files")
+            .arg(options.rotation.max_files.to_string());
+        if options.stdin {
+            command.arg("--stdin");
+        }
+        command.arg(id).stdin(Stdio::null());
+        let output = command.output().map_err(|source| Error::Spawn {
+            binary: self.config.binary.clone(),
+            source,
+        });
+        let started = output.and_then(|output| {
+            let line = String::from_utf8_lossy(&output.stdout);
+            if output.status.success() && line.starts_with("started ") {
+                monitor::read_record(&bundle, monitor::STARTED_FILE).ok_or_else(|| Error::Runtime {
+                    operation: "monitor",
+                    id: id.to_string(),
+                    status: output.status,
+                    detail: ": the monitor wrote no monitor.json".into(),
+                })
+            } else {
+                Err(Error::Runtime {
+                    operation: "monitor",
+                    id: id.to_string(),
+                    status: output.status,
+                    detail: detail(&output.stderr),
+                })
+            }
+        });
+        if started.is_err() {
+            self.forget(id);
+            let _ = self.remove_bundle(id);
+        }
+        started
+    }
+
+    /// When the monitored container `id` started, if it did.
+    pub fn started(&self, id: &str) -> Option<monitor::Started> {
+        monitor::read_record(&self.bundle_dir(id), monitor::STARTED_FILE)
+    }
+
+    /// How the monitored container `id` exited, once it has. A container whose
+    /// monitor died (a reboot, `kill -9`) without recording an exit and whose
+    /// process is gone counts as exited with code 255, as containerd reports it.
+    pub fn exited(&self, id: &str) -> Option<monitor::Exited> {
+        let bundle = self.bundle_dir(id);
+        if let Some(exited) = monitor::read_record(&bundle, monitor::EXITED_FILE) {
+            return Some(exited);
+        }
+        let started: monitor::Started = monitor::read_record(&bundle, monitor::STARTED_FILE)?;
+        if process_alive(started.monitor_pid) || process_alive(started.pid) {
+            return None;
+        }
+        // The monitor may have written the record between the two reads.
+        if let Some(exited) = monitor::read_record(&bundle, monitor::EXITED_FILE) {
+            return Some(exited);
+        }
+        Some(monitor::Exited {
+            exit_code: 255,
+            signal: None,
+            oom_killed: false,
+            started_at: started.started_at.clone(),
+            finished_at: started.started_at,
+        })
+    }
+
+    /// The FIFO feeding the standard input of a container started with `stdin`.
+    pub fn stdin_path(&self, id: &str) -> PathBuf {
+        self.bundle_dir(id).join(monitor::STDIN_FIFO)
+    }
+
+    /// The command that runs `args` in the running container `id` (`kubectl exec`):
+    /// its standard streams are the process's, or with `console_socket` a
+    /// terminal whose master side libcontainer sends to that socket. It exits
+    /// with the process's code (125: the runtime failed).
+    pub fn exec_command(
+        &self,
+        id: &str,
+        args: &[String],
+        env: &[String],
+        console_socket: Option<&Path>,
+    ) -> Command {
+        let mut command = self.command(&["exec"]);
+        for kv in env {
+            command.arg("--env").arg(kv);
+        }
+        if let Some(socket) = console_socket {
+            command.arg("--console-socket").arg(socket);
+        }
+        command.arg(id).arg("--").args(args);
+        command
+    }
+
+    /// `<data-dir>/agent/sandboxes/<id>`.
+    pub fn sandbox_dir(&self, id: &str) -> PathBuf {
+        self.store.root().join("sandboxes").join(id)
+    }
+
+    /// Creates pod sandbox `id` (its namespaces) unless it exists.
+    pub fn create_sandbox(&self, id: &str, options: &SandboxOptions) -> Result<Sandbox> {
+        check_id(id)?;
+        let dir = self.sandbox_dir(id);
+        let existing = Sandbox::at(&dir);
+        if existing.exists() {
+            return Ok(existing);
+        }
+        let mut command = Command::new(&self.config.binary);
+        command
+            .args(&self.config.prefix_args)
+            .arg("--root")
+            .arg(self.store.runtime_state_dir())
+            .args(["sandbox", "--hostname", &options.hostname]);
+        if options.host_network {
+            command.arg("--host-network");
+        }
+        if options.host_ipc {
+            command.arg("--host-ipc");
+        }
+        let output = command
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Spawn {
+                binary: self.config.binary.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(Error::Runtime {
+                operation: "sandbox",
+                id: id.to_string(),
+                status: output.status,
+                detail: detail(&output.stderr),
+            });
+        }
+        Ok(Sandbox::at(&dir))
+    }
+
+    /// Removes pod sandbox `id` (nothing if it does not exist).
+    pub fn remove_sandbox(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        Sandbox::at(&self.sandbox_dir(id))
+            .remove()
+            .map_err(|e| Error::Sandbox(Box::new(e)))
+    }
+
+    /// IDs of the sandboxes on disk.
+    pub fn list_sandboxes(&self) -> Vec<String> {
+        let dir = self.store.root().join("sandboxes");
+        let mut ids: Vec<String> = fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
     }
 
     /// IDs of containers with a bundle directory.

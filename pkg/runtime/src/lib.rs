@@ -16,9 +16,12 @@
 
 pub mod cgroup;
 pub mod container;
+pub mod crilog;
 pub mod digest;
 pub mod import;
+pub mod monitor;
 pub mod reference;
+pub mod sandbox;
 pub mod shim;
 pub mod spec;
 pub mod store;
@@ -27,5 +30,5 @@ pub mod unpack;
 pub use container::{Runtime, RuntimeConfig, Stdio3};
 pub use digest::Digest;
 pub use reference::Reference;
-pub use spec::{ContainerSpec, Limits};
+pub use spec::{ContainerSpec, JoinNamespaces, Limits, Mount};
 pub use store::{Image, Store};

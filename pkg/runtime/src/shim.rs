@@ -45,6 +45,12 @@ pub enum Error {
     /// The container has no process ID.
     #[error("container {0} has no process")]
     NoProcess(String),
+    /// The monitor could not start the container.
+    #[error(transparent)]
+    Monitor(Box<crate::monitor::Error>),
+    /// The sandbox could not be set up.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::Error),
 }
 
 /// One low-level operation.
@@ -76,6 +82,24 @@ pub enum Operation {
         /// The bundle directory.
         bundle: PathBuf,
     },
+    /// Runs another process in a running container, with this process's
+    /// standard streams (or a terminal sent to `console_socket`); exits with its code.
+    Exec(ExecOptions),
+    /// Creates, starts and monitors the container (see [`crate::monitor`]);
+    /// prints `started <pid>` once it runs.
+    Monitor(crate::monitor::MonitorOptions),
+}
+
+/// A process to run in a container (`kubectl exec`).
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// `KEY=value` pairs on top of the container's environment.
+    pub env: Vec<String>,
+    /// Give the process a terminal: libcontainer sends its master side to this
+    /// Unix socket (the caller listens there).
+    pub console_socket: Option<PathBuf>,
 }
 
 /// The state `kite runtime state` prints.
@@ -128,6 +152,103 @@ pub fn execute(root: &Path, id: &str, operation: Operation) -> Result<i32, Error
             Ok(0)
         }
         Operation::Run { bundle } => run(root, id, &bundle),
+        Operation::Exec(options) => exec(root, id, &options),
+        Operation::Monitor(options) => {
+            let result = crate::monitor::run(root, id, &options, |started| {
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                let _ = writeln!(out, "started {}", started.pid);
+                let _ = out.flush();
+            });
+            match result {
+                Ok(_) => Ok(0),
+                Err(e) => Err(Error::Monitor(Box::new(e))),
+            }
+        }
+    }
+}
+
+/// Runs a process in the running container `id` and waits for it.
+fn exec(root: &Path, id: &str, options: &ExecOptions) -> Result<i32, Error> {
+    let err = |source| Error::Container {
+        id: id.to_string(),
+        source: Box::new(source),
+    };
+    let container = load(root, id).map_err(err)?;
+    // The process runs as the container's user, as kubectl exec expects.
+    let spec_path = container.bundle().join("config.json");
+    let spec: serde_json::Value = std::fs::read(&spec_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let user = &spec["process"]["user"];
+    let uid = user["uid"].as_u64().and_then(|u| u32::try_from(u).ok());
+    let gid = user["gid"].as_u64().and_then(|g| u32::try_from(g).ok());
+    let gids: Vec<u32> = user["additionalGids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_u64().and_then(|g| u32::try_from(g).ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let env: std::collections::HashMap<String, String> = options
+        .env
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_root_path(root)
+        .map_err(err)?;
+    let mut process_file = None;
+    if let Some(socket) = &options.console_socket {
+        // A terminal needs `process.terminal`, which only a process file sets.
+        let mut process = spec["process"].clone();
+        process["terminal"] = serde_json::Value::Bool(true);
+        process["args"] = serde_json::json!(options.args);
+        if let Some(list) = process["env"].as_array_mut() {
+            for kv in &options.env {
+                list.push(serde_json::Value::String(kv.clone()));
+            }
+        }
+        let path = root
+            .join(id)
+            .join(format!("exec-{}.json", std::process::id()));
+        std::fs::write(&path, serde_json::to_vec(&process).unwrap_or_default())
+            .map_err(|e| err(libcontainer::error::LibcontainerError::OtherIO(e)))?;
+        builder = builder.with_console_socket(Some(socket));
+        process_file = Some(path);
+    }
+    let tenant = builder
+        .as_tenant()
+        .with_container_args(options.args.clone())
+        .with_env(env)
+        .with_user(uid)
+        .with_group(gid)
+        .with_additional_gids(gids)
+        .with_process(process_file.as_ref())
+        .with_detach(process_file.is_some());
+    // libcontainer's intermediate process forks the exec'd process and exits:
+    // as subreaper this process inherits it and can collect its exit status.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let pid = tenant.build();
+    if let Some(path) = &process_file {
+        let _ = std::fs::remove_file(path);
+    }
+    let pid = nix::unistd::Pid::from_raw(pid.map_err(err)?.as_raw());
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(code),
+            Ok(WaitStatus::Signaled(p, signal, _)) if p == pid => return Ok(128 + signal as i32),
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(source) => {
+                return Err(Error::Wait {
+                    id: id.to_string(),
+                    source,
+                });
+            }
+        }
     }
 }
 

@@ -96,6 +96,50 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// Share the host's network namespace instead of getting a new one.
     pub host_network: bool,
+    /// Namespaces to join instead of creating new ones (a pod's sandbox).
+    pub join: JoinNamespaces,
+    /// Bind mounts on top of the image (volumes, /etc/hosts, ...), in order.
+    pub mounts: Vec<Mount>,
+    /// Groups the process also belongs to.
+    pub additional_gids: Vec<u32>,
+    /// Capabilities added to and dropped from the default set (`NET_ADMIN`,
+    /// with or without the `CAP_` prefix; `ALL` in `drop` empties the set first).
+    pub capabilities_add: Vec<String>,
+    /// See `capabilities_add`.
+    pub capabilities_drop: Vec<String>,
+    /// Every capability, every device, no masked kernel paths.
+    pub privileged: bool,
+    /// The rootfs is mounted read-only.
+    pub readonly_rootfs: bool,
+    /// `no_new_privs`: setuid binaries and file capabilities grant nothing.
+    pub no_new_privileges: bool,
+    /// The cgroup parent for this container, instead of the runtime's own
+    /// (relative to each hierarchy's root, like `cgroupsPath`).
+    pub cgroup_parent: Option<std::path::PathBuf>,
+}
+
+/// Existing namespaces (paths such as a bind-mounted `/proc/<pid>/ns/net`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JoinNamespaces {
+    /// Network namespace.
+    pub network: Option<std::path::PathBuf>,
+    /// IPC namespace.
+    pub ipc: Option<std::path::PathBuf>,
+    /// UTS namespace (the host name is then the namespace's).
+    pub uts: Option<std::path::PathBuf>,
+    /// PID namespace (a pod with `shareProcessNamespace`).
+    pub pid: Option<std::path::PathBuf>,
+}
+
+/// A bind mount into the container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Host path (a file or a directory).
+    pub source: std::path::PathBuf,
+    /// Path inside the container.
+    pub destination: String,
+    /// Mounted read-only.
+    pub readonly: bool,
 }
 
 const CAPABILITIES: &[&str] = &[
@@ -160,18 +204,23 @@ pub fn build(
         .or_else(|| image.user.clone())
         .unwrap_or_default();
     let (uid, gid) = resolve_user(&user, rootfs)?;
-    let caps: Vec<&str> = CAPABILITIES.to_vec();
+    let caps = capabilities(wanted);
+    let join = &wanted.join;
+    let namespace = |kind: &str, path: &Option<std::path::PathBuf>| match path {
+        Some(path) => json!({"type": kind, "path": path}),
+        None => json!({"type": kind}),
+    };
     let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
+        namespace("pid", &join.pid),
+        namespace("ipc", &join.ipc),
+        namespace("uts", &join.uts),
         json!({"type": "mount"}),
     ];
     if !wanted.host_network {
-        namespaces.push(json!({"type": "network"}));
+        namespaces.push(namespace("network", &join.network));
     }
     let mut resources = json!({
-        "devices": [{"allow": false, "access": "rwm"}],
+        "devices": [{"allow": wanted.privileged, "access": "rwm"}],
     });
     let limits = &wanted.limits;
     if let Some(memory) = limits.memory {
@@ -191,21 +240,20 @@ pub fn build(
         }
         resources["cpu"] = cpu;
     }
-    let spec = json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
-            "user": {"uid": uid, "gid": gid},
+            "user": {"uid": uid, "gid": gid, "additionalGids": wanted.additional_gids},
             "args": args,
             "env": env,
             "cwd": cwd,
             "capabilities": {
                 "bounding": caps, "effective": caps, "permitted": caps,
             },
-            "noNewPrivileges": false,
+            "noNewPrivileges": wanted.no_new_privileges,
         },
-        "root": {"path": rootfs, "readonly": false},
-        "hostname": wanted.hostname.clone().unwrap_or_else(|| id.to_string()),
+        "root": {"path": rootfs, "readonly": wanted.readonly_rootfs},
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc",
              "options": ["nosuid", "noexec", "nodev"]},
@@ -234,9 +282,122 @@ pub fn build(
             ],
         },
     });
+    // A joined UTS namespace already has its host name (the sandbox set it).
+    if join.uts.is_none() {
+        spec["hostname"] = json!(wanted.hostname.clone().unwrap_or_else(|| id.to_string()));
+    }
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for mount in &wanted.mounts {
+            let mut options = vec!["rbind", "rprivate"];
+            if mount.readonly {
+                options.push("ro");
+            }
+            mounts.push(json!({
+                "destination": mount.destination,
+                "type": "bind",
+                "source": mount.source,
+                "options": options,
+            }));
+        }
+    }
+    if wanted.privileged {
+        spec["linux"]["maskedPaths"] = json!([]);
+        spec["linux"]["readonlyPaths"] = json!([]);
+        if let Some(sys) = spec["mounts"]
+            .as_array_mut()
+            .and_then(|m| m.iter_mut().find(|m| m["destination"] == "/sys"))
+        {
+            sys["options"] = json!(["nosuid", "noexec", "nodev"]);
+        }
+    }
     // Check the shape against the OCI types before anyone runs it.
     serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone()).map_err(Error::Invalid)?;
     Ok(spec)
+}
+
+/// Every capability Linux has (what `privileged` grants).
+const ALL_CAPABILITIES: &[&str] = &[
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_READ",
+    "CAP_AUDIT_WRITE",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_KILL",
+    "CAP_LEASE",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_MAC_ADMIN",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MKNOD",
+    "CAP_NET_ADMIN",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_RAW",
+    "CAP_PERFMON",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_NICE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+];
+
+/// The container's capability set: the default one (or all when privileged),
+/// minus `drop`, plus `add`, as Kubernetes spells them (`NET_ADMIN` or `CAP_NET_ADMIN`).
+fn capabilities(wanted: &ContainerSpec) -> Vec<String> {
+    let canonical = |c: &str| {
+        let upper = c.to_ascii_uppercase();
+        if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        }
+    };
+    let base = if wanted.privileged {
+        ALL_CAPABILITIES
+    } else {
+        CAPABILITIES
+    };
+    let drop: Vec<String> = wanted
+        .capabilities_drop
+        .iter()
+        .map(|c| canonical(c))
+        .collect();
+    let mut caps: Vec<String> = if drop.iter().any(|c| c == "CAP_ALL") {
+        Vec::new()
+    } else {
+        base.iter()
+            .map(|c| c.to_string())
+            .filter(|c| !drop.contains(c))
+            .collect()
+    };
+    for add in &wanted.capabilities_add {
+        let add = canonical(add);
+        if add == "CAP_ALL" {
+            caps = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        } else if !caps.contains(&add) && ALL_CAPABILITIES.contains(&add.as_str()) {
+            caps.push(add);
+        }
+    }
+    caps
 }
 
 /// The image's environment with `overrides` replacing variables of the same name.

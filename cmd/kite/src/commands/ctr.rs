@@ -187,6 +187,7 @@ fn run_container(store: Store, args: CtrRunArgs) -> Result<i32> {
             cpu_shares: None,
         },
         host_network: args.net_host,
+        ..ContainerSpec::default()
     };
     let stdio = Stdio3 {
         stdin: Some(std::process::Stdio::inherit()),
