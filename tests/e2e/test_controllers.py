@@ -41,10 +41,11 @@ def make_node(core, name, cpu, labels=None, taints=None, ready="True"):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from conftest import KiteServer
+    from conftest import FakeKubelets, KiteServer
 
     server = KiteServer(str(tmp_path_factory.mktemp("ctl")))
     server.start()
+    kubelets = None
     try:
         api = config.new_client_from_config(config_file=server.kubeconfig)
         core = client.CoreV1Api(api)
@@ -53,8 +54,11 @@ def cluster(tmp_path_factory):
                   taints=[{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}])
         make_node(core, "node-c", "2",
                   taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
+        kubelets = FakeKubelets(api, ["node-a", "node-b", "node-c", "node-d"])
         yield server, api
     finally:
+        if kubelets:
+            kubelets.stop()
         server.stop()
 
 
@@ -269,8 +273,6 @@ def test_scheduler_and_controllers_hold_leases(cluster):
 
 
 def test_disable_scheduler_leaves_pods_pending(tmp_path):
-    from conftest import KiteServer
-
     server = KiteServer(str(tmp_path), port=6444)
     server.start(extra=["--disable-scheduler"])
     try:

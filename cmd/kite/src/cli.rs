@@ -223,6 +223,11 @@ pub struct ServerArgs {
     )]
     pub disable_controller_manager: bool,
 
+    /// Do not run the node agent (kubelet and container runtime) in this server:
+    /// it schedules and controls, but runs no pods itself.
+    #[arg(long, env = "KITE_DISABLE_AGENT", help_heading = "Components")]
+    pub disable_agent: bool,
+
     /// Datastore: empty for the embedded SQLite, or sqlite:///path/to/state.db.
     #[arg(
         long,

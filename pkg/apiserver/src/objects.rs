@@ -167,7 +167,12 @@ pub fn labels(obj: &Value) -> Map<String, Value> {
 
 /// RFC 3339 UTC timestamp with second precision, as Kubernetes writes `metav1.Time`.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// `time` in RFC 3339 at seconds precision, as `metav1.Time` serialises.
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    let now = time::OffsetDateTime::from(time);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         now.year(),

@@ -2,8 +2,91 @@
 //! renews its Lease, runs the pods bound to it through [`kite_runtime`]'s
 //! containers and reports their status, and serves the kubelet API
 //! ([`server`]: logs, exec, attach, port-forward) that the apiserver proxies.
+//!
+//! Start at [`run`]. Module map: [`node`] (registration, status, lease),
+//! [`pods`] (one worker per pod: sandbox, volumes, containers, restarts,
+//! termination), [`status`] (the pod status Kubernetes reports), [`container`]
+//! (a pod's container as a runtime spec), [`env`] and [`volumes`] (what a
+//! container sees), [`probes`], [`images`] (tarballs imported at start),
+//! [`layout`] (where things live on disk), [`netns`] (connections inside a
+//! pod's network namespace).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod container;
+pub mod env;
+pub mod images;
+pub mod layout;
+pub mod netns;
+pub mod node;
+pub mod pods;
+pub mod probes;
 pub mod server;
+pub mod state;
+pub mod status;
+pub mod volumes;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// What the kubelet needs.
+#[derive(Clone)]
+pub struct Config {
+    /// Client for the API (in-process inside `kite server`).
+    pub client: kube::Client,
+    /// This node's name.
+    pub node_name: String,
+    /// This node's address (`InternalIP`).
+    pub node_ip: IpAddr,
+    /// The container runtime over the image store at `<data-dir>/agent`.
+    pub runtime: kite_runtime::Runtime,
+    /// `<data-dir>/agent`.
+    pub root: PathBuf,
+    /// Whether this node runs the control plane (`node-role.kubernetes.io/control-plane`).
+    pub control_plane: bool,
+    /// The cluster DNS server pods get in `resolv.conf`.
+    pub cluster_dns: Option<IpAddr>,
+    /// The cluster domain (`cluster.local`).
+    pub cluster_domain: String,
+    /// The port of the kubelet API, published in the Node's `daemonEndpoints`.
+    pub port: u16,
+    /// The kite version, for `nodeInfo`.
+    pub version: String,
+}
+
+/// Errors of the kubelet.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("api: {0}")]
+    Api(#[from] kube::Error),
+    /// The runtime failed.
+    #[error("{0}")]
+    Runtime(#[from] kite_runtime::container::Error),
+    /// A file operation failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Anything else, worded for the user.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs the kubelet until the future is dropped: imports new image tarballs,
+/// registers the node, keeps its lease and status fresh, and runs its pods.
+pub async fn run(config: Config) {
+    let layout = layout::Layout::new(&config.root);
+    let store = config.runtime.store().clone();
+    let images_dir = layout.images_dir();
+    match tokio::task::spawn_blocking(move || images::import_new(&store, &images_dir)).await {
+        Ok(Ok(imported)) if imported > 0 => tracing::info!(imported, "imported image tarballs"),
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "importing image tarballs"),
+        Err(error) => tracing::warn!(%error, "importing image tarballs"),
+    }
+    let pods = pods::Manager::new(config.clone());
+    tokio::join!(node::run(config.clone()), pods.run());
+}

@@ -181,6 +181,11 @@ async fn serve(settings: Settings) -> Result<()> {
         },
     );
 
+    let mut agent = None;
+    if !args.disable_agent {
+        agent = Some(spawn_agent(&server, &settings).context("node agent")?);
+    }
+
     tracing::info!(
         %address,
         node = %settings.node_name,
@@ -192,11 +197,47 @@ async fn serve(settings: Settings) -> Result<()> {
     tracing::debug!(token_file = %settings.data.token().display(), len = token.len(), "join token ready");
 
     server.run(shutdown_signal()).await.context("API server")?;
-    for task in control_plane {
+    for task in control_plane.into_iter().chain(agent) {
         task.abort();
     }
     tracing::info!("kite stopped");
     Ok(())
+}
+
+/// Starts the kubelet of this server's node. Its containers outlive kite; a
+/// restarted kite adopts them.
+fn spawn_agent(
+    server: &kite_apiserver::Server,
+    settings: &Settings,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let root = settings.data.agent();
+    let store = kite_runtime::Store::open(&root)
+        .with_context(|| format!("cannot open the image store in {}", root.display()))?;
+    let binary = std::env::current_exe().context("cannot find the kite binary")?;
+    let runtime =
+        kite_runtime::Runtime::new(store, kite_runtime::RuntimeConfig::for_binary(binary));
+    // Full rights until the Node authorizer exists (k3s's kubelet gets
+    // system:nodes, limited to its own node's objects by that authorizer).
+    let client = kube::Client::new(
+        server.in_process(
+            &format!("system:node:{}", settings.node_name),
+            &["system:masters", "system:nodes"],
+        ),
+        "default",
+    );
+    let config = kite_kubelet::Config {
+        client,
+        node_name: settings.node_name.clone(),
+        node_ip: settings.node_ip,
+        runtime,
+        root,
+        control_plane: true,
+        cluster_dns: Some(settings.args.cluster_dns),
+        cluster_domain: settings.args.cluster_domain.clone(),
+        port: 10250,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    Ok(tokio::spawn(kite_kubelet::run(config)))
 }
 
 /// The `etcd` readiness check, named as kube-apiserver names its datastore check.

@@ -20,6 +20,8 @@ struct Options {
     resource_version: Option<i64>,
     /// The finalizer `propagationPolicy` asks for (`orphan`, `foregroundDeletion`), if any.
     propagation_finalizer: Option<&'static str>,
+    /// `gracePeriodSeconds`, if given.
+    grace_period: Option<i64>,
 }
 
 /// The finalizer the garbage collector acts on for a `propagationPolicy` (or the
@@ -39,9 +41,17 @@ fn propagation_finalizer(
 fn options(call: &Call<'_>) -> ApiResult<Options> {
     let query_policy = call.param("propagationPolicy");
     let query_orphan = call.param("orphanDependents").map(|v| v == "true");
+    let query_grace = match call.param("gracePeriodSeconds") {
+        Some(g) => Some(
+            g.parse::<i64>()
+                .map_err(|_| errors::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?,
+        ),
+        None => None,
+    };
     if call.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Options {
             propagation_finalizer: propagation_finalizer(query_policy.as_deref(), query_orphan),
+            grace_period: query_grace,
             ..Options::default()
         });
     }
@@ -69,11 +79,41 @@ fn options(call: &Call<'_>) -> ApiResult<Options> {
         ),
         None => None,
     };
+    let grace_period = body
+        .get("gracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .or(query_grace);
     Ok(Options {
         uid,
         resource_version,
         propagation_finalizer,
+        grace_period,
     })
+}
+
+/// The grace period a pod's deletion gets, as kube's pod strategy decides:
+/// the request's, else the pod's `terminationGracePeriodSeconds` (30); none
+/// for pods no kubelet runs (unscheduled) or that already finished.
+fn pod_grace_period(object: &Value, requested: Option<i64>) -> i64 {
+    let unscheduled = object
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    let finished = matches!(
+        object.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if unscheduled || finished {
+        return 0;
+    }
+    requested
+        .or_else(|| {
+            object
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(30)
+        .max(0)
 }
 
 /// Kinds whose delete answers with the object rather than a `Status` (as their Kubernetes storage does).
@@ -156,6 +196,55 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
             ));
         }
         crate::strategy::prepare_for_delete(&call.resource, &mut object);
+        let is_pod = call.resource.group.is_empty() && call.resource.kind == "Pod";
+        let grace = if is_pod {
+            pod_grace_period(&object, options.grace_period)
+        } else {
+            0
+        };
+        if grace > 0 {
+            // Graceful deletion: the kubelet stops the containers, then deletes
+            // the pod with a grace period of 0.
+            let current = object
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
+            if current.is_some_and(|c| c <= grace) {
+                return Ok(object);
+            }
+            let deadline =
+                std::time::SystemTime::now() + std::time::Duration::from_secs(grace as u64);
+            let meta = objects::metadata_mut(&mut object);
+            meta.insert(
+                "deletionTimestamp".into(),
+                json!(objects::rfc3339(deadline)),
+            );
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            if let Some(finalizer) = options.propagation_finalizer {
+                let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(list) = list.as_array_mut()
+                    && !list.iter().any(|f| f == finalizer)
+                {
+                    list.push(json!(finalizer));
+                }
+            }
+            if call.dry_run()? {
+                return Ok(object);
+            }
+            let stored = crate::strategy::encode(&call.resource, &object);
+            match call
+                .api
+                .store
+                .update(&key, stored, revision, 0)
+                .await
+                .map_err(errors::from_store)?
+            {
+                kite_store::UpdateOutcome::Updated { revision } => {
+                    objects::set_resource_version(&mut object, revision);
+                    return Ok(object);
+                }
+                kite_store::UpdateOutcome::Conflict { .. } => continue,
+            }
+        }
         if let Some(finalizer) = options.propagation_finalizer
             && object.pointer("/metadata/deletionTimestamp").is_none()
         {
