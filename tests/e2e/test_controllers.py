@@ -10,6 +10,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from conftest import FakeKubelets, KiteServer
+
 
 def wait_for(check, timeout=20, interval=0.1, what="condition"):
     """Polls `check` until it returns a truthy value; returns it."""
@@ -41,8 +43,6 @@ def make_node(core, name, cpu, labels=None, taints=None, ready="True"):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from conftest import FakeKubelets, KiteServer
-
     server = KiteServer(str(tmp_path_factory.mktemp("ctl")))
     server.start()
     kubelets = None
