@@ -20,7 +20,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "installing test dependencies"
 need=()
-for pair in ip:iproute2 curl:curl openssl:openssl; do
+# Registry pulls are tested against Debian's docker-registry, fed by skopeo.
+for pair in ip:iproute2 curl:curl openssl:openssl docker-registry:docker-registry \
+            skopeo:skopeo htpasswd:apache2-utils; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # The container tests build their image from Debian's static busybox (airgap/).

@@ -228,6 +228,17 @@ pub struct ServerArgs {
     #[arg(long, env = "KITE_DISABLE_AGENT", help_heading = "Components")]
     pub disable_agent: bool,
 
+    /// Registry mirrors, rewrites, credentials and TLS settings, in k3s's
+    /// registries.yaml format (a missing file means none).
+    #[arg(
+        long,
+        env = "KITE_PRIVATE_REGISTRY",
+        value_name = "FILE",
+        default_value = "/etc/kite/registries.yaml",
+        help_heading = "Node"
+    )]
+    pub private_registry: PathBuf,
+
     /// Datastore: empty for the embedded SQLite, or sqlite:///path/to/state.db.
     #[arg(
         long,
@@ -356,6 +367,23 @@ pub enum ImagesCommand {
         /// Tarballs to import; `-` reads standard input.
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Pull an image from its registry (mirrors and credentials from registries.yaml).
+    Pull {
+        /// Image reference, e.g. busybox or 127.0.0.1:5000/app:1.0.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Credentials as USER:PASSWORD for the image's registry.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        user: Option<String>,
+        /// The registries.yaml to use.
+        #[arg(
+            long,
+            env = "KITE_PRIVATE_REGISTRY",
+            value_name = "FILE",
+            default_value = "/etc/kite/registries.yaml"
+        )]
+        private_registry: PathBuf,
     },
     /// List images.
     #[command(visible_alias = "list")]

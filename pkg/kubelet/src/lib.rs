@@ -41,6 +41,8 @@ pub struct Config {
     pub node_ip: IpAddr,
     /// The container runtime over the image store at `<data-dir>/agent`.
     pub runtime: kite_runtime::Runtime,
+    /// Pulls images from registries (mirrors and credentials of `registries.yaml`).
+    pub puller: kite_runtime::pull::Puller,
     /// `<data-dir>/agent`.
     pub root: PathBuf,
     /// Whether this node runs the control plane (`node-role.kubernetes.io/control-plane`).

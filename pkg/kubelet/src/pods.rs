@@ -778,78 +778,12 @@ impl Worker {
                 return;
             }
         };
-        let image = match runtime.store().get(&reference) {
-            Ok(image) => image,
-            Err(_) => {
-                let policy = c.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
-                if policy == "Never" {
-                    let message = format!(
-                        "Container image {image_text:?} is not present with pull policy of Never"
-                    );
-                    self.fail_once(pod, c, "ErrImageNeverPull", &message);
-                    self.waiting
-                        .insert(c.name.clone(), ("ErrImageNeverPull".into(), message));
-                } else {
-                    let key = format!("pull:{}", c.name);
-                    let repeated = self
-                        .waiting
-                        .get(&c.name)
-                        .is_some_and(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff");
-                    let message = format!(
-                        "failed to pull and unpack image \"{}\": registry pulls are not available in this kite build; import the image with `kite ctr images import` or put its tarball in {}",
-                        reference.name(),
-                        self.shared.layout.images_dir().display()
-                    );
-                    if !self.events_sent.contains(&key) {
-                        self.events_sent.insert(key);
-                        self.event(
-                            pod,
-                            Some(&c.name),
-                            NORMAL,
-                            "Pulling",
-                            &format!("Pulling image {image_text:?}"),
-                        );
-                        self.event(
-                            pod,
-                            Some(&c.name),
-                            WARNING,
-                            "Failed",
-                            &format!("Failed to pull image {image_text:?}: {message}"),
-                        );
-                        self.event(pod, Some(&c.name), WARNING, "Failed", "Error: ErrImagePull");
-                    }
-                    if repeated {
-                        self.waiting.insert(
-                            c.name.clone(),
-                            (
-                                "ImagePullBackOff".into(),
-                                format!(
-                                    "Back-off pulling image {image_text:?}: ErrImagePull: {message}"
-                                ),
-                            ),
-                        );
-                    } else {
-                        self.waiting
-                            .insert(c.name.clone(), ("ErrImagePull".into(), message));
-                    }
-                }
-                return;
-            }
+        let Some(image) = self
+            .ensure_image(pod, c, &reference, &image_text, attempt)
+            .await
+        else {
+            return;
         };
-        if !self
-            .events_sent
-            .contains(&format!("pulled:{}:{attempt}", c.name))
-        {
-            self.events_sent
-                .insert(format!("pulled:{}:{attempt}", c.name));
-            self.event(
-                pod,
-                Some(&c.name),
-                NORMAL,
-                "Pulled",
-                &format!("Container image {image_text:?} already present on machine"),
-            );
-        }
         let facts = self.pod_facts(pod);
         let namespace = pod
             .metadata
@@ -1002,6 +936,180 @@ impl Worker {
                 stop_container(&runtime, &id, Duration::from_secs(2)).await;
             }
         }
+    }
+
+    /// The image of container `c`, pulled if the pull policy asks for it;
+    /// `None` (with the container's waiting reason set) when it cannot be had.
+    ///
+    /// An image already in the store is used as is, whatever the policy: kite
+    /// nodes are often air-gapped, and `busybox:latest` imported from a tarball
+    /// must not wait for a registry that cannot be reached.
+    async fn ensure_image(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        reference: &Reference,
+        image_text: &str,
+        attempt: i32,
+    ) -> Option<kite_runtime::Image> {
+        let runtime = self.shared.config.runtime.clone();
+        if let Ok(image) = runtime.store().get(reference) {
+            let key = format!("pulled:{}:{attempt}", c.name);
+            if self.events_sent.insert(key) {
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    NORMAL,
+                    "Pulled",
+                    &format!("Container image {image_text:?} already present on machine"),
+                );
+            }
+            return Some(image);
+        }
+        let policy = c.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
+        if policy == "Never" {
+            let message =
+                format!("Container image {image_text:?} is not present with pull policy of Never");
+            self.fail_once(pod, c, "ErrImageNeverPull", &message);
+            self.waiting
+                .insert(c.name.clone(), ("ErrImageNeverPull".into(), message));
+            return None;
+        }
+        let repeated = self
+            .waiting
+            .get(&c.name)
+            .is_some_and(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff");
+        if repeated
+            && self
+                .retry_at
+                .get(&c.name)
+                .is_some_and(|(at, _)| Instant::now() < *at)
+        {
+            return None;
+        }
+        if repeated {
+            self.event(
+                pod,
+                Some(&c.name),
+                NORMAL,
+                "BackOff",
+                &format!("Back-off pulling image {image_text:?}"),
+            );
+        }
+        let secrets = self.pull_secrets(pod).await;
+        self.event(
+            pod,
+            Some(&c.name),
+            NORMAL,
+            "Pulling",
+            &format!("Pulling image {image_text:?}"),
+        );
+        let started = Instant::now();
+        let pulled = self
+            .shared
+            .config
+            .puller
+            .pull(runtime.store(), reference, &secrets, &|digest, size| {
+                tracing::debug!(digest, size, "fetched blob");
+            })
+            .await;
+        match pulled {
+            Ok(image) => {
+                let took = go_duration(started.elapsed());
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    NORMAL,
+                    "Pulled",
+                    &format!(
+                        "Successfully pulled image {image_text:?} in {took} ({took} including waiting). Image size: {} bytes.",
+                        image.size
+                    ),
+                );
+                self.waiting.remove(&c.name);
+                Some(image)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    WARNING,
+                    "Failed",
+                    &format!("Failed to pull image {image_text:?}: {message}"),
+                );
+                self.event(pod, Some(&c.name), WARNING, "Failed", "Error: ErrImagePull");
+                let waiting = if repeated {
+                    (
+                        "ImagePullBackOff".to_string(),
+                        format!("Back-off pulling image {image_text:?}: ErrImagePull: {message}"),
+                    )
+                } else {
+                    ("ErrImagePull".to_string(), message)
+                };
+                self.waiting.insert(c.name.clone(), waiting);
+                None
+            }
+        }
+    }
+
+    /// The registry credentials of the pod's `imagePullSecrets`.
+    async fn pull_secrets(&mut self, pod: &Pod) -> Vec<kite_runtime::pull::Credential> {
+        let names: Vec<String> = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|r| r.name.clone())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Vec::new();
+        }
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.shared.config.client.clone(), namespace);
+        let mut out = Vec::new();
+        let mut missing = Vec::new();
+        for name in names {
+            let secret = match api.get_opt(&name).await {
+                Ok(Some(secret)) => secret,
+                _ => {
+                    missing.push(name);
+                    continue;
+                }
+            };
+            let data = secret.data.unwrap_or_default();
+            let doc = data
+                .get(".dockerconfigjson")
+                .or_else(|| data.get(".dockercfg"));
+            match doc.map(|d| kite_runtime::pull::credentials_from_docker_config(&d.0)) {
+                Some(Ok(credentials)) => out.extend(credentials),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, secret = %name, "unusable image pull secret");
+                    missing.push(name);
+                }
+                None => missing.push(name),
+            }
+        }
+        if !missing.is_empty() {
+            let message = format!(
+                "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                missing.join(", ")
+            );
+            let key = format!("secrets:{message}");
+            if self.events_sent.insert(key) {
+                self.event(
+                    pod,
+                    None,
+                    WARNING,
+                    "FailedToRetrieveImagePullSecret",
+                    &message,
+                );
+            }
+        }
+        out
     }
 
     /// A warning event recorded once per container and reason.
@@ -1366,4 +1474,22 @@ fn log_tail(path: &std::path::Path, lines: usize, bytes: usize) -> String {
         out = out[cut..].to_string();
     }
     out
+}
+
+/// A duration as Go's `time.Duration` prints it (`520ms`, `1.234s`, `2m3.5s`).
+fn go_duration(d: Duration) -> String {
+    let millis = d.as_millis();
+    if millis < 1000 {
+        return format!("{}ms", millis.max(1));
+    }
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        let text = format!("{secs:.3}");
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        return format!("{text}s");
+    }
+    let minutes = (secs / 60.0).floor();
+    let rest = format!("{:.3}", secs - minutes * 60.0);
+    let rest = rest.trim_end_matches('0').trim_end_matches('.');
+    format!("{minutes}m{rest}s")
 }

@@ -123,16 +123,30 @@ pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> 
 
 /// One file of the tarball, in the ingest directory.
 #[derive(Clone)]
-struct Ingested {
-    digest: Digest,
-    size: u64,
-    tmp: PathBuf,
+pub(crate) struct Ingested {
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+    pub(crate) tmp: PathBuf,
 }
 
 /// An import in progress: removes its temporary files when dropped.
-struct Ingest {
-    dir: PathBuf,
+pub(crate) struct Ingest {
+    pub(crate) dir: PathBuf,
     snapshots: Vec<PathBuf>,
+}
+
+impl Ingest {
+    /// A fresh private directory under the store's ingest area.
+    pub(crate) fn new(store: &Store, what: &str) -> Result<Self> {
+        let dir = store
+            .ingest_dir()
+            .join(format!("{what}-{}-{}", std::process::id(), unique()));
+        fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir)(e))?;
+        Ok(Self {
+            dir,
+            snapshots: Vec::new(),
+        })
+    }
 }
 
 impl Drop for Ingest {
@@ -148,19 +162,25 @@ impl Drop for Ingest {
 ///
 /// `whiteouts` writes overlayfs whiteouts (use [`unpack::OverlayWhiteouts`]).
 pub fn import(store: &Store, reader: impl Read, whiteouts: &dyn Whiteouts) -> Result<Vec<Image>> {
-    let dir = store
-        .ingest_dir()
-        .join(format!("import-{}-{}", std::process::id(), unique()));
-    fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir)(e))?;
-    let mut ingest = Ingest {
-        dir,
-        snapshots: Vec::new(),
-    };
+    let ingest = Ingest::new(store, "import")?;
     let files = read_tarball(reader, &ingest.dir)?;
+    store_files(store, ingest, &files, whiteouts)
+}
+
+/// Resolves the images an OCI layout or docker-archive's `files` hold, checks
+/// every digest, unpacks new layers and publishes the images in the store.
+/// Shared by tarball imports and registry pulls (which lay out what they
+/// fetched as an OCI layout).
+pub(crate) fn store_files(
+    store: &Store,
+    mut ingest: Ingest,
+    files: &BTreeMap<String, Ingested>,
+    whiteouts: &dyn Whiteouts,
+) -> Result<Vec<Image>> {
     let resolved = if files.contains_key("index.json") && files.contains_key("oci-layout") {
-        resolve_oci(&files)?
+        resolve_oci(files)?
     } else if files.contains_key("manifest.json") {
-        resolve_docker(&files, &ingest.dir)?
+        resolve_docker(files, &ingest.dir)?
     } else {
         return Err(Error::UnknownFormat);
     };
@@ -426,7 +446,7 @@ fn blob<'a>(
     Ok((digest, file))
 }
 
-fn current_arch() -> &'static str {
+pub(crate) fn current_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

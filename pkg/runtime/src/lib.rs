@@ -9,7 +9,8 @@
 //!
 //! Module map: [`reference`] parses image names, [`digest`] hashes content,
 //! [`unpack`] applies layers and whiteouts, [`spec`] builds OCI runtime
-//! specs, [`cgroup`] places containers' cgroups.
+//! specs, [`cgroup`] places containers' cgroups, [`pull`] fetches images
+//! from registries configured by [`registries`].
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -20,7 +21,9 @@ pub mod crilog;
 pub mod digest;
 pub mod import;
 pub mod monitor;
+pub mod pull;
 pub mod reference;
+pub mod registries;
 pub mod sandbox;
 pub mod shim;
 pub mod spec;

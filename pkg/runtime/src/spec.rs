@@ -529,7 +529,10 @@ mod tests {
         let spec = build("c2", &image(), &wanted, dir.path(), Path::new("/k/c2")).unwrap();
         assert_eq!(spec["process"]["args"], json!(["echo", "hi"]));
         assert_eq!(spec["process"]["env"], json!(["PATH=/bin", "A=2"]));
-        assert_eq!(spec["process"]["user"], json!({"uid": 65534, "gid": 65533}));
+        assert_eq!(
+            spec["process"]["user"],
+            json!({"uid": 65534, "gid": 65533, "additionalGids": []})
+        );
         assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 16 << 20);
         assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 20);
         assert_eq!(spec["linux"]["resources"]["cpu"]["period"], 100_000);

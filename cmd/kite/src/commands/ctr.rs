@@ -23,6 +23,11 @@ pub fn run(args: CtrArgs) -> ExitCode {
         })?;
         match args.command {
             CtrCommand::Images(ImagesCommand::Import { files }) => import(&store, &files),
+            CtrCommand::Images(ImagesCommand::Pull {
+                reference,
+                user,
+                private_registry,
+            }) => pull(&store, &reference, user.as_deref(), &private_registry),
             CtrCommand::Images(ImagesCommand::Ls { quiet }) => list(&store, quiet),
             CtrCommand::Images(ImagesCommand::Rm { refs }) => remove(&store, &refs),
             CtrCommand::Containers(ContainersCommand::Ls { quiet }) => {
@@ -92,6 +97,40 @@ fn import(store: &Store, files: &[std::path::PathBuf]) -> Result<i32> {
             println!("unpacking {} ({})...done", image.name, image.digest);
         }
     }
+    Ok(0)
+}
+
+fn pull(store: &Store, text: &str, user: Option<&str>, registries: &Path) -> Result<i32> {
+    let reference =
+        Reference::parse(text).with_context(|| format!("cannot parse image name {text:?}"))?;
+    let registries = kite_runtime::registries::Registries::load(registries)?;
+    let mut secrets = Vec::new();
+    if let Some(user) = user {
+        let (name, password) = user
+            .split_once(':')
+            .context("--user must be USER:PASSWORD")?;
+        secrets.push(kite_runtime::pull::Credential {
+            server: reference.registry().to_string(),
+            auth: kite_runtime::pull::Auth::Basic(name.into(), password.into()),
+        });
+    }
+    let puller = kite_runtime::pull::Puller::new(registries);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let tty = std::io::stderr().is_terminal();
+    let image = runtime.block_on(puller.pull(store, &reference, &secrets, &|digest, size| {
+        if tty {
+            eprintln!("{digest}: {} done", human_size(size));
+        }
+    }))?;
+    println!(
+        "{}: {} ({})",
+        reference,
+        image.digest,
+        human_size(image.size)
+    );
     Ok(0)
 }
 

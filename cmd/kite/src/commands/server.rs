@@ -216,6 +216,9 @@ fn spawn_agent(
     let binary = std::env::current_exe().context("cannot find the kite binary")?;
     let runtime =
         kite_runtime::Runtime::new(store, kite_runtime::RuntimeConfig::for_binary(binary));
+    let registries = kite_runtime::registries::Registries::load(&settings.args.private_registry)
+        .context("--private-registry")?;
+    let puller = kite_runtime::pull::Puller::new(registries);
     // Full rights until the Node authorizer exists (k3s's kubelet gets
     // system:nodes, limited to its own node's objects by that authorizer).
     let client = kube::Client::new(
@@ -230,6 +233,7 @@ fn spawn_agent(
         node_name: settings.node_name.clone(),
         node_ip: settings.node_ip,
         runtime,
+        puller,
         root,
         control_plane: true,
         cluster_dns: Some(settings.args.cluster_dns),
