@@ -209,8 +209,9 @@ def test_probes_restart_and_unready(node):
     conditions = {c.type: c for c in pod.status.conditions}
     assert conditions["Ready"].status == "False"
     assert conditions["Ready"].reason == "ContainersNotReady"
-    assert any(r == "Unhealthy" and "dial tcp 127.0.0.1:8080: connect: connection refused" in m
-               for r, m in events_for(core, "readiness"))
+    ip = pod.status.pod_ip
+    assert any(r == "Unhealthy" and f"dial tcp {ip}:8080: connect: connection refused" in m
+               for r, m in events_for(core, "readiness")), (ip, events_for(core, "readiness"))
     delete_now(core, "liveness")
     delete_now(core, "readiness")
 
@@ -410,3 +411,35 @@ def test_bad_input_gets_clear_status_and_events(node, tmp_path):
     wait_for(lambda: (s := status_of(core, "healthy")[1]) and s.state.running, what="healthy pod unaffected")
     for name in ("healthy", "badimage", "missingimage", "nodir"):
         delete_now(core, name)
+
+
+def test_pods_get_addresses_from_the_node_pod_cidr_and_reach_each_other(node):
+    import ipaddress
+    server, core = node
+    n = core.list_node().items[0]
+    cidr = ipaddress.ip_network(wait_for(lambda: core.read_node(n.metadata.name).spec.pod_cidr,
+                                         what="node pod CIDR"))
+    assert cidr.prefixlen == 24 and cidr.subnet_of(ipaddress.ip_network("10.42.0.0/16"))
+    core.create_namespaced_pod("default", pod_spec("target", "sleep 3600"))
+    pod = wait_for(lambda: (p := status_of(core, "target")[0]) and p.status.pod_ip and p,
+                   what="target pod IP")
+    ip = ipaddress.ip_address(pod.status.pod_ip)
+    assert ip in cidr and ip != cidr.network_address + 1, (ip, cidr)
+    assert [p.ip for p in pod.status.pod_i_ps] == [str(ip)]
+    hosts = _read_in_pod(node, "target", "/etc/hosts")
+    assert f"{ip}\ttarget" in hosts, hosts
+    # Another pod pings it over the bridge and exits 0 only if it answered.
+    core.create_namespaced_pod("default", pod_spec(
+        "pinger", f"ping -c 1 -W 5 {ip} && wget -q -T 2 -O /dev/null http://{ip}:1/ ; ping -c 1 -W 5 {ip}",
+        restart="Never"))
+    done = wait_for(lambda: (p := status_of(core, "pinger")[0]).status.phase in ("Succeeded", "Failed") and p,
+                    timeout=30, what="pinger finished")
+    assert done.status.phase == "Succeeded", status_of(core, "pinger")[1]
+    other = ipaddress.ip_address(done.status.pod_ip)
+    assert other in cidr and other != ip
+    # Deleting a pod gives its address back and removes its link.
+    ipam = os.path.join(server.data_dir, "agent", "network", "ipam", str(cidr).replace("/", "_"))
+    assert os.path.exists(os.path.join(ipam, str(ip)))
+    delete_now(core, "target")
+    wait_for(lambda: not os.path.exists(os.path.join(ipam, str(ip))), what="address released")
+    delete_now(core, "pinger")

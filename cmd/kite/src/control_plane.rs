@@ -15,6 +15,8 @@ pub struct ControlPlane {
     pub node_name: String,
     /// The server CA, published as `kube-root-ca.crt` in every namespace.
     pub server_ca_pem: String,
+    /// `--cluster-cidr`, cut into the nodes' pod CIDRs.
+    pub cluster_cidr: ipnet::IpNet,
 }
 
 /// The API as a `kube::Client` for a component running as `user`.
@@ -50,6 +52,7 @@ pub fn spawn(
             client: client.clone(),
             root_ca_pem: plan.server_ca_pem.clone(),
             host: plan.node_name.clone(),
+            cluster_cidr: Some(plan.cluster_cidr),
         };
         let elector = LeaderElector::new(
             client,

@@ -3,19 +3,20 @@
 //! Start at [`run`]: it creates the informers the controllers share, then runs
 //! each controller, one module per controller: [`serviceaccount`] (the `default`
 //! ServiceAccount and `kube-root-ca.crt` in every namespace), [`replicaset`],
-//! [`deployment`] and the garbage collector [`gc`]. Each controller keeps a work
+//! [`deployment`], the garbage collector [`gc`] and node IPAM ([`nodeipam`]). Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
 //! controllers: reconciles are idempotent and may requeue themselves.
 
 pub mod deployment;
 pub mod gc;
+pub mod nodeipam;
 pub mod replicaset;
 pub mod serviceaccount;
 mod util;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kite_client::{Informer, WorkQueue};
 use kube::api::Api;
 use std::future::Future;
@@ -31,6 +32,9 @@ pub struct Config {
     pub root_ca_pem: String,
     /// Host name reported in events.
     pub host: String,
+    /// The cluster's pod range, cut into each node's `spec.podCIDR`
+    /// (`None`: nodes get no pod CIDR from kite).
+    pub cluster_cidr: Option<ipnet::IpNet>,
 }
 
 /// Errors a reconcile can end with; the key is retried with back-off.
@@ -55,6 +59,8 @@ pub async fn run(config: Config) {
     let rs = replicaset::Controller::new(&config, replicasets.clone(), pods.clone());
     let deploy = deployment::Controller::new(&config, deployments.clone(), replicasets.clone());
     let gc = gc::GarbageCollector::new(&config);
+    let nodes = Informer::new(Api::<Node>::all(client.clone()));
+    let ipam = nodeipam::Controller::new(&config, nodes.clone());
 
     tokio::join!(
         pods.run(),
@@ -64,6 +70,12 @@ pub async fn run(config: Config) {
         rs.run(),
         deploy.run(),
         gc.run(),
+        nodes.run(),
+        async move {
+            if let Some(ipam) = ipam {
+                ipam.run().await;
+            }
+        },
     );
 }
 

@@ -43,6 +43,8 @@ pub struct Config {
     pub runtime: kite_runtime::Runtime,
     /// Pulls images from registries (mirrors and credentials of `registries.yaml`).
     pub puller: kite_runtime::pull::Puller,
+    /// The pod network (`None`: pods get loopback only).
+    pub network: Option<std::sync::Arc<kite_network::PodNetwork>>,
     /// `<data-dir>/agent`.
     pub root: PathBuf,
     /// Whether this node runs the control plane (`node-role.kubernetes.io/control-plane`).

@@ -252,6 +252,35 @@ pub async fn renew_lease(config: &Config, node_uid: &str) -> Result<(), kube::Er
     }
 }
 
+/// Sets up the pod network once the node has its pod CIDR (the node IPAM
+/// controller gives it one); `Err` says why pods cannot get an address yet.
+pub async fn ensure_network(config: &Config) -> Result<(), String> {
+    let Some(network) = &config.network else {
+        return Ok(());
+    };
+    if network.is_configured().await {
+        return Ok(());
+    }
+    let api: Api<Node> = Api::all(config.client.clone());
+    let node = api
+        .get(&config.node_name)
+        .await
+        .map_err(|e| format!("network is not ready: cannot read node: {e}"))?;
+    let cidr = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.as_deref())
+        .filter(|c| !c.is_empty())
+        .ok_or("network is not ready: the node has no pod CIDR yet")?;
+    let cidr: ipnet::Ipv4Net = cidr
+        .parse()
+        .map_err(|e| format!("network is not ready: pod CIDR {cidr:?}: {e}"))?;
+    network
+        .configure(cidr)
+        .await
+        .map_err(|e| format!("network is not ready: {e}"))
+}
+
 /// Registers the node, then keeps its status and lease fresh; retries on errors.
 pub async fn run(config: Config) {
     let node = loop {
@@ -266,6 +295,18 @@ pub async fn run(config: Config) {
     let uid = node.metadata.uid.clone().unwrap_or_default();
     tracing::info!(node = %config.node_name, "node registered");
     let mut last_status: Option<(Capacity, std::time::Instant)> = None;
+    // Pods wait for the network: set it up as soon as the pod CIDR is known
+    // (pods also try on their own, should this give up first).
+    let network_config = config.clone();
+    tokio::spawn(async move {
+        for _ in 0..100 {
+            match ensure_network(&network_config).await {
+                Ok(()) => break,
+                Err(reason) => tracing::debug!(%reason, "waiting for the pod CIDR"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
     loop {
         let cap = Capacity::read(&config.root);
         let pressure = |c: &Capacity| {

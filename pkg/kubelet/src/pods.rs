@@ -157,6 +157,18 @@ impl Manager {
                     .filter_map(|p| p.metadata.uid.clone())
                     .collect();
                 remove_orphans(&shared, &known).await;
+                if let Some(network) = &shared.config.network {
+                    // The node's pod CIDR may still be on its way.
+                    for _ in 0..100 {
+                        if network.is_configured().await {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    if let Err(error) = network.release_all_but(&known).await {
+                        tracing::warn!(%error, "cannot release the addresses of deleted pods");
+                    }
+                }
             }
         };
         tokio::join!(informer.run(), cleanup);
@@ -230,6 +242,8 @@ struct Worker {
     reported: Option<Value>,
     start_time: String,
     events_sent: HashSet<String>,
+    /// The pod's address on the pod network, once it has one.
+    pod_ip: Option<std::net::Ipv4Addr>,
 }
 
 impl Worker {
@@ -261,6 +275,7 @@ impl Worker {
             reported: None,
             start_time: Timestamp::now().to_string(),
             events_sent: HashSet::new(),
+            pod_ip: None,
         }
     }
 
@@ -462,6 +477,8 @@ impl Worker {
             .unwrap_or(false)
         {
             facts.pod_ip = Some(facts.host_ip.clone());
+        } else if let Some(ip) = self.pod_ip {
+            facts.pod_ip = Some(ip.to_string());
         }
         facts
     }
@@ -486,8 +503,27 @@ impl Worker {
                 .unwrap_or_else(PoisonError::into_inner)
                 .sandbox = sandbox;
         }
+        if !spec.host_network.unwrap_or(false) && self.pod_ip.is_none() {
+            self.pod_ip = self.attach_network().await?;
+        }
         self.write_etc_files(pod)
             .map_err(|e| format!("writing /etc files: {e}"))
+    }
+
+    /// The pod's address on the pod network (`None` without one).
+    async fn attach_network(&self) -> Result<Option<std::net::Ipv4Addr>, String> {
+        let Some(network) = self.shared.config.network.clone() else {
+            return Ok(None);
+        };
+        crate::node::ensure_network(&self.shared.config).await?;
+        let Some(netns) = self.sandbox().network else {
+            return Err("the pod sandbox has no network namespace".into());
+        };
+        network
+            .attach(&self.uid, &netns)
+            .await
+            .map(Some)
+            .map_err(|e| format!("failed to set up the pod network: {e}"))
     }
 
     fn write_etc_files(&self, pod: &Pod) -> std::io::Result<()> {
@@ -511,8 +547,11 @@ impl Worker {
                 ),
                 None => hostname.clone(),
             };
-            // Until the pod has an address of its own it answers on loopback.
-            hosts.push_str(&format!("127.0.0.1\t{fqdn}\n"));
+            // Without a pod network the pod answers on loopback.
+            let own = self
+                .pod_ip
+                .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+            hosts.push_str(&format!("{own}\t{fqdn}\n"));
             for alias in spec.host_aliases.iter().flatten() {
                 hosts.push_str(&format!(
                     "\n# Entries added by HostAliases.\n{}\t{}\n",
@@ -1138,7 +1177,8 @@ impl Worker {
             pod_ip: if host_network {
                 self.shared.config.node_ip
             } else {
-                std::net::IpAddr::from([127, 0, 0, 1])
+                self.pod_ip
+                    .map_or(std::net::IpAddr::from([127, 0, 0, 1]), std::net::IpAddr::V4)
             },
         }
     }
@@ -1246,7 +1286,7 @@ impl Worker {
             pod_ips: if host_network {
                 vec![self.shared.config.node_ip.to_string()]
             } else {
-                Vec::new()
+                self.pod_ip.iter().map(ToString::to_string).collect()
             },
             start_time: self.start_time.clone(),
             restart_policy: policy,
@@ -1352,6 +1392,11 @@ impl Worker {
         let uid = self.uid.clone();
         let layout = self.shared.layout.clone();
         let logs = layout.pod_logs_dir(&state.namespace, &state.name, &uid);
+        if let Some(network) = &self.shared.config.network
+            && let Err(error) = network.detach(&self.uid).await
+        {
+            tracing::warn!(%error, uid = %self.uid, "cannot remove the pod's network");
+        }
         let cleanup = tokio::task::spawn_blocking(move || {
             for id in ids {
                 if let Err(error) = runtime.delete(&id, true) {

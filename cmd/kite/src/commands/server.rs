@@ -178,6 +178,7 @@ async fn serve(settings: Settings) -> Result<()> {
             controllers: !args.disable_controller_manager,
             node_name: settings.node_name.clone(),
             server_ca_pem: pki.server_ca_pem().to_string(),
+            cluster_cidr: args.cluster_cidr,
         },
     );
 
@@ -219,6 +220,21 @@ fn spawn_agent(
     let registries = kite_runtime::registries::Registries::load(&settings.args.private_registry)
         .context("--private-registry")?;
     let puller = kite_runtime::pull::Puller::new(registries);
+    let network = match settings.args.cluster_cidr {
+        ipnet::IpNet::V4(cluster_cidr) => Some(std::sync::Arc::new(kite_network::PodNetwork::new(
+            kite_network::Config {
+                root: root.join("network"),
+                cluster_cidr,
+                node_ip: settings.node_ip,
+            },
+        ))),
+        ipnet::IpNet::V6(_) => {
+            tracing::warn!(
+                "IPv6-only cluster CIDRs have no pod network yet; pods get loopback only"
+            );
+            None
+        }
+    };
     // Full rights until the Node authorizer exists (k3s's kubelet gets
     // system:nodes, limited to its own node's objects by that authorizer).
     let client = kube::Client::new(
@@ -234,6 +250,7 @@ fn spawn_agent(
         node_ip: settings.node_ip,
         runtime,
         puller,
+        network,
         root,
         control_plane: true,
         cluster_dns: Some(settings.args.cluster_dns),
