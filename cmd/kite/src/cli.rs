@@ -228,6 +228,11 @@ pub struct ServerArgs {
     #[arg(long, env = "KITE_DISABLE_AGENT", help_heading = "Components")]
     pub disable_agent: bool,
 
+    /// Do not run the service proxy (the nftables rules for ClusterIPs and
+    /// NodePorts) on this node.
+    #[arg(long, env = "KITE_DISABLE_KUBE_PROXY", help_heading = "Components")]
+    pub disable_kube_proxy: bool,
+
     /// Registry mirrors, rewrites, credentials and TLS settings, in k3s's
     /// registries.yaml format (a missing file means none).
     #[arg(

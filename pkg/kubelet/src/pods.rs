@@ -165,7 +165,21 @@ impl Manager {
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                    if let Err(error) = network.release_all_but(&known).await {
+                    // Pods that arrived since the list above are kept too.
+                    let mut keep: HashSet<String> = informer
+                        .list()
+                        .iter()
+                        .filter_map(|p| p.metadata.uid.clone())
+                        .collect();
+                    keep.extend(
+                        shared
+                            .workers
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .keys()
+                            .cloned(),
+                    );
+                    if let Err(error) = network.release_all_but(&keep).await {
                         tracing::warn!(%error, "cannot release the addresses of deleted pods");
                     }
                 }

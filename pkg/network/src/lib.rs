@@ -11,7 +11,7 @@
 //! IPAM and veth handling here stay as they are.
 //!
 //! Module map: [`ipam`] (addresses), [`links`] (netlink: bridge, veth, eth0),
-//! [`masquerade`] (the nftables NAT table).
+//! [`masquerade`] (the nftables NAT table), [`nft`] (applying nft scripts).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -19,6 +19,7 @@
 pub mod ipam;
 pub mod links;
 pub mod masquerade;
+pub mod nft;
 
 use ipnet::Ipv4Net;
 use std::collections::HashSet;

@@ -108,7 +108,12 @@ pub async fn ensure_bridge(
         None => {
             handle
                 .link()
-                .add(LinkBridge::new(name).mtu(mtu).build())
+                .add(
+                    LinkBridge::new(name)
+                        .mtu(mtu)
+                        .address(bridge_mac(gateway.addr()))
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(nl(format!("creating bridge {name}")))?;
@@ -126,13 +131,28 @@ pub async fn ensure_bridge(
             .await
             .map_err(nl(format!("adding {gateway} to {name}")))?;
     }
+    // A bridge without an address of its own takes the lowest of its ports'
+    // MACs, which changes as pods come and go and leaves stale ARP entries
+    // for the gateway in every pod: pin it.
     handle
         .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
+        .set(
+            LinkUnspec::new_with_index(index)
+                .address(bridge_mac(gateway.addr()))
+                .up()
+                .build(),
+        )
         .execute()
         .await
         .map_err(nl(format!("bringing {name} up")))?;
     Ok(index)
+}
+
+/// A locally administered MAC derived from the gateway address (stable
+/// across restarts, different per node).
+fn bridge_mac(gateway: Ipv4Addr) -> Vec<u8> {
+    let [a, b, c, d] = gateway.octets();
+    vec![0x0a, 0x58, a, b, c, d]
 }
 
 /// What a pod's interface gets.

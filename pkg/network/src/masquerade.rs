@@ -5,8 +5,6 @@
 //! service proxy's, the machine's firewall) are never touched.
 
 use ipnet::Ipv4Net;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 /// The table's name.
 pub const TABLE: &str = "kite-pod-network";
@@ -25,26 +23,9 @@ pub fn script(pod_cidr: Ipv4Net, cluster_cidr: Ipv4Net) -> String {
     )
 }
 
-/// Installs the table with `nft -f -`.
+/// Installs the table.
 pub fn apply(pod_cidr: Ipv4Net, cluster_cidr: Ipv4Net) -> std::io::Result<()> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script(pod_cidr, cluster_cidr).as_bytes())?;
-    }
-    let output = child.wait_with_output()?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "nft: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
-    }
+    crate::nft::apply(&script(pod_cidr, cluster_cidr))
 }
 
 #[cfg(test)]

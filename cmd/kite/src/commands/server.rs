@@ -258,7 +258,22 @@ fn spawn_agent(
         port: 10250,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    Ok(tokio::spawn(kite_kubelet::run(config)))
+    let proxy = (!settings.args.disable_kube_proxy).then(|| kite_proxy::Config {
+        client: config.client.clone(),
+        node_name: settings.node_name.clone(),
+        cluster_cidr: match settings.args.cluster_cidr {
+            ipnet::IpNet::V4(cidr) => Some(cidr),
+            ipnet::IpNet::V6(_) => None,
+        },
+    });
+    Ok(tokio::spawn(async move {
+        match proxy {
+            Some(proxy) => {
+                tokio::join!(kite_kubelet::run(config), kite_proxy::run(proxy));
+            }
+            None => kite_kubelet::run(config).await,
+        }
+    }))
 }
 
 /// The `etcd` readiness check, named as kube-apiserver names its datastore check.
