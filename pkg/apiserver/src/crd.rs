@@ -440,6 +440,7 @@ async fn cleanup(api: &Api, name: &str) -> Result<bool, kite_api::Status> {
                     headers: &headers,
                     body: Bytes::new(),
                     user: &user,
+                    upgrade: None,
                 };
                 crate::handlers::delete::delete_collection(&call).await?;
             }

@@ -77,6 +77,7 @@ fn call<'a>(
         headers,
         body,
         user,
+        upgrade: None,
     }
 }
 
