@@ -87,6 +87,37 @@ def test_the_kubelet_wants_a_client_certificate(node):
             r.read()
 
 
+def curl_kubelet(server, path, cert, key):
+    return subprocess.run(["curl", "-sS", "--cacert", server.ca_path, "--cert", cert, "--key", key,
+                           "--resolve", f"localhost:{KUBELET_PORT}:127.0.0.1",
+                           "-w", "\n%{http_code}", f"https://localhost:{KUBELET_PORT}{path}"],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_the_kubelet_serves_masters_and_refuses_other_users(node, logger, tmp_path):
+    server, _ = node
+    admin = (os.path.join(server.tls_dir, "client-admin.crt"),
+             os.path.join(server.tls_dir, "client-admin.key"))
+    out = curl_kubelet(server, "/healthz", *admin)
+    assert out.stdout.split("\n")[-1] == "200", out
+    out = curl_kubelet(server, "/pods", *admin)
+    assert out.stdout.split("\n")[-1] == "200", out
+    assert '"name":"logger"' in out.stdout
+    # A certificate of the same client CA for a node, not the apiserver: refused.
+    key, csr, cert, ext = (str(tmp_path / n) for n in ("node.key", "node.csr", "node.crt", "ext"))
+    with open(ext, "w") as f:
+        f.write("keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", csr, "-subj", "/O=system:nodes/CN=system:node:other"],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(server.tls_dir, "client-ca.crt"),
+                    "-CAkey", os.path.join(server.tls_dir, "client-ca.key"), "-CAcreateserial",
+                    "-out", cert, "-days", "1", "-extfile", ext], check=True, capture_output=True)
+    out = curl_kubelet(server, "/pods", cert, key)
+    assert out.stdout.split("\n")[-1] == "403", out
+    assert "Forbidden (user=system:node:other" in out.stdout
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_logs_with_tail_timestamps_and_limit(node, logger, version):
     server, _ = node

@@ -2,6 +2,11 @@
 //! (signed by the cluster's client CA: the apiserver's kubelet client
 //! certificate), HTTP/1.1 with upgrades (exec, attach and port-forward
 //! switch protocols on the same connection), and the path router.
+//!
+//! Authorization is by name until the kubelet asks the apiserver
+//! (SubjectAccessReview, as kubelets with webhook authorization do): only the
+//! apiserver's kubelet client certificate and `system:masters` may call it,
+//! which a certificate of the client CA alone would not guarantee.
 
 use super::query::Query;
 use super::{Backend, BackendError, ContainerRef, logs};
@@ -19,6 +24,32 @@ use tokio_rustls::TlsAcceptor;
 
 /// Every response body the kubelet API produces.
 pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// The CN of the apiserver's client certificate for kubelets.
+pub const APISERVER_CLIENT: &str = "kube-apiserver-kubelet-client";
+
+/// Who a client certificate names: its CN and organizations (groups).
+fn caller(der: &[u8]) -> Option<(String, Vec<String>)> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    let subject = cert.subject();
+    let name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    Some((name, groups))
+}
+
+/// Whether a caller may use the kubelet API.
+pub fn allowed(name: &str, groups: &[String]) -> bool {
+    name == APISERVER_CLIENT || groups.iter().any(|g| g == "system:masters")
+}
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,9 +113,30 @@ pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, backend: Ar
                 }
                 Err(_) => return,
             };
+            let (user, groups) = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| caller(leaf))
+                .unwrap_or_default();
+            let permitted = allowed(&user, &groups);
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let backend = backend.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(backend, request).await) }
+                let user = user.clone();
+                async move {
+                    if !permitted {
+                        let verb = request.method().as_str().to_ascii_lowercase();
+                        let message = format!(
+                            "Forbidden (user={user}, verb={verb}, resource=nodes, subresource=proxy)"
+                        );
+                        return Ok::<_, std::convert::Infallible>(text(
+                            StatusCode::FORBIDDEN,
+                            message,
+                        ));
+                    }
+                    Ok(route(backend, request).await)
+                }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
@@ -203,4 +255,32 @@ fn container_logs(backend: &dyn Backend, target: &ContainerRef, query: &Query) -
         header::HeaderValue::from_static("text/plain"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_apiserver_and_masters_may_call() {
+        assert!(allowed(APISERVER_CLIENT, &[]));
+        assert!(allowed("admin", &["system:masters".to_string()]));
+        assert!(!allowed("system:node:n1", &["system:nodes".to_string()]));
+        assert!(!allowed("", &[]));
+    }
+
+    #[test]
+    fn callers_are_read_from_certificates() {
+        let ca = rcgen_like_cert();
+        assert_eq!(caller(&ca).map(|(n, _)| n), Some("kite-test".to_string()));
+        assert!(caller(b"not a certificate").is_none());
+    }
+
+    /// A self-signed certificate with CN `kite-test` (DER, from a fixed PEM).
+    fn rcgen_like_cert() -> Vec<u8> {
+        let pem = include_str!("testdata/cn-kite-test.pem");
+        CertificateDer::from_pem_slice(pem.as_bytes())
+            .map(|c| c.to_vec())
+            .unwrap()
+    }
 }
