@@ -4,6 +4,7 @@ and 1.33 (WebSocket): `kubectl logs` with its options and kube's errors,
 `attach` to a container started with stdin, and `port-forward` to a pod's
 port. The kubelet listens on a non-default `--kubelet-port`."""
 
+import json
 import os
 import re
 import socket
@@ -299,3 +300,40 @@ def test_port_forward_reaches_the_pod(node, web, version):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_node_proxy_reaches_the_kubelet(node, logger, version):
+    server, core = node
+    name = core.list_node().items[0].metadata.name
+    out = kubectl(server, version, "get", "--raw", f"/api/v1/nodes/{name}/proxy/healthz")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+    out = kubectl(server, version, "get", "--raw", f"/api/v1/nodes/{name}/proxy/pods")
+    assert out.returncode == 0, out.stderr
+    pods = json.loads(out.stdout)
+    assert pods["kind"] == "PodList"
+    assert "logger" in [p["metadata"]["name"] for p in pods["items"]]
+
+
+def test_stats_summary_reports_node_and_container_usage(node, logger):
+    server, core = node
+    name = core.list_node().items[0].metadata.name
+
+    def summary():
+        out = kubectl(server, "1.33", "get", "--raw", f"/api/v1/nodes/{name}/proxy/stats/summary")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+    s = summary()
+    assert s["node"]["nodeName"] == name
+    assert s["node"]["cpu"]["usageCoreNanoSeconds"] > 0
+    assert s["node"]["memory"]["availableBytes"] > 0
+    assert s["node"]["fs"]["capacityBytes"] > 0
+    time.sleep(1)
+    s = summary()
+    assert "usageNanoCores" in s["node"]["cpu"]
+    pod = next(p for p in s["pods"] if p["podRef"]["name"] == "logger")
+    container = next(c for c in pod["containers"] if c["name"] == "c")
+    assert container["memory"]["workingSetBytes"] > 0
+    assert container["cpu"]["usageCoreNanoSeconds"] > 0
+    assert "usageNanoCores" in container["cpu"]

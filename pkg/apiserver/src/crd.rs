@@ -433,6 +433,7 @@ async fn cleanup(api: &Api, name: &str) -> Result<bool, kite_api::Status> {
                         resource: resource.plural.clone(),
                         name: None,
                         subresource: None,
+                        subpath: None,
                         verb: Verb::DeleteCollection,
                     },
                     resource: resource.clone(),

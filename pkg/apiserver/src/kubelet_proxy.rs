@@ -13,7 +13,7 @@ use crate::errors::{self, ApiResult};
 use crate::objects;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use kite_api::{Status, StatusReason};
 use rustls::pki_types::pem::PemObject;
@@ -81,7 +81,7 @@ impl KubeletClient {
         &self,
         ip: IpAddr,
         port: u16,
-        request: Request<Empty<Bytes>>,
+        request: Request<Full<Bytes>>,
     ) -> Result<Response<hyper::body::Incoming>, String> {
         let connect = async {
             let tcp = tokio::net::TcpStream::connect((ip, port))
@@ -391,7 +391,7 @@ pub async fn log(call: &Call<'_>) -> ApiResult<Response<Body>> {
     );
     let request = Request::get(path)
         .header(header::HOST, format!("{}:{}", location.ip, location.port))
-        .body(Empty::new())
+        .body(Full::new(Bytes::new()))
         .map_err(errors::internal)?;
     let response = client
         .send(location.ip, location.port, request)
@@ -508,7 +508,7 @@ pub async fn connect(call: &Call<'_>, subresource: &str) -> ApiResult<Response<B
         .method(method)
         .uri(format!("{path}?{query}"))
         .header(header::HOST, format!("{}:{}", location.ip, location.port))
-        .body(Empty::new())
+        .body(Full::new(Bytes::new()))
         .map_err(errors::internal)?;
     copy_headers(call.headers, request.headers_mut());
     let mut response = client
@@ -544,6 +544,56 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
             to.append(name, value.clone());
         }
     }
+}
+
+/// `nodes/{name}/proxy/{path}`: the request, body included, goes to the
+/// node's kubelet at `/{path}`; its answer comes back as it is.
+pub async fn node_proxy(call: &Call<'_>) -> ApiResult<Response<Body>> {
+    let name = call.request.name.clone().unwrap_or_default();
+    let location = kubelet(call, &name).await?;
+    let client = kubelet_client(call)?;
+    let path = call.request.subpath.clone().unwrap_or_default();
+    let mut uri = format!("/{}", path.trim_start_matches('/'));
+    if !call.query.is_empty() {
+        uri.push('?');
+        uri.push_str(call.query);
+    }
+    let method = match call.request.verb {
+        crate::request::Verb::Create => Method::POST,
+        crate::request::Verb::Update => Method::PUT,
+        crate::request::Verb::Patch => Method::PATCH,
+        crate::request::Verb::Delete | crate::request::Verb::DeleteCollection => Method::DELETE,
+        _ => Method::GET,
+    };
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, format!("{}:{}", location.ip, location.port))
+        .body(Full::new(call.body.clone()))
+        .map_err(errors::internal)?;
+    for name in [header::ACCEPT, header::CONTENT_TYPE] {
+        if let Some(value) = call.headers.get(&name) {
+            request.headers_mut().insert(name, value.clone());
+        }
+    }
+    let response = client
+        .send(location.ip, location.port, request)
+        .await
+        .map_err(|e| unreachable(&location, &e))?;
+    let (parts, incoming) = response.into_parts();
+    use futures::StreamExt;
+    let stream = incoming
+        .into_data_stream()
+        .take_while(|item| std::future::ready(item.is_ok()))
+        .filter_map(|item| std::future::ready(item.ok().map(|b| Ok(hyper::body::Frame::data(b)))));
+    let mut answer = Response::new(BodyExt::boxed(http_body_util::StreamBody::new(stream)));
+    *answer.status_mut() = parts.status;
+    if let Some(value) = parts.headers.get(header::CONTENT_TYPE) {
+        answer
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, value.clone());
+    }
+    Ok(answer)
 }
 
 /// The one-time upgrade handle of a request, for [`Call::upgrade`].

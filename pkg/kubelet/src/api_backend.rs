@@ -13,7 +13,9 @@ use futures::future::BoxFuture;
 use kite_runtime::Runtime;
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -28,12 +30,128 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct KubeletBackend {
     registry: Registry,
     runtime: Runtime,
+    node_name: String,
+    root: PathBuf,
+    rates: Arc<crate::stats::Rates>,
 }
 
 impl KubeletBackend {
-    /// A backend over the pods in `registry`, run by `runtime`.
-    pub fn new(registry: Registry, runtime: Runtime) -> Self {
-        Self { registry, runtime }
+    /// A backend over the pods in `registry`, run by `runtime` on node
+    /// `node_name` whose data lives in `root`.
+    pub fn new(registry: Registry, runtime: Runtime, node_name: String, root: PathBuf) -> Self {
+        Self {
+            registry,
+            runtime,
+            node_name,
+            root,
+            rates: Arc::default(),
+        }
+    }
+
+    /// The summary `/stats/summary` serves (reads /proc and cgroup files).
+    fn summary(&self) -> Value {
+        use crate::stats::{self, Usage};
+        let time = k8s_openapi::jiff::Timestamp::now().to_string();
+        let cgroups = Path::new("/sys/fs/cgroup");
+        let cpu_ns = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| stats::node_cpu_ns(&s));
+        let node_usage = Usage {
+            cpu_ns,
+            ..Usage::default()
+        };
+        let rate = cpu_ns.and_then(|ns| self.rates.nano_cores("node", ns));
+        let (cpu, mut memory) = stats::usage_json(&node_usage, &time, rate);
+        if let Some((total, available)) = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| stats::node_memory(&m))
+        {
+            memory["availableBytes"] = json!(available);
+            memory["usageBytes"] = json!(total - available.min(total));
+            memory["workingSetBytes"] = json!(total - available.min(total));
+        }
+        let fs = stats::filesystem(&self.root, &time);
+        let mut pods = Vec::new();
+        for entry in self.registry.all() {
+            let Some(pod) = entry.pod.clone() else {
+                continue;
+            };
+            let mut containers = Vec::new();
+            let mut names: Vec<&str> = entry
+                .state
+                .containers
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            for name in names {
+                let Some(record) = entry.state.current(name) else {
+                    continue;
+                };
+                if self.runtime.exited(&record.id).is_some() {
+                    continue;
+                }
+                let dirs = self.container_cgroup(&record.id, cgroups);
+                let usage = stats::cgroup_usage(&dirs);
+                let rate = usage
+                    .cpu_ns
+                    .and_then(|ns| self.rates.nano_cores(&record.id, ns));
+                let (cpu, memory) = stats::usage_json(&usage, &time, rate);
+                let started = self.runtime.started(&record.id).map(|s| s.started_at);
+                containers.push(json!({
+                    "name": name,
+                    "startTime": started,
+                    "cpu": cpu,
+                    "memory": memory,
+                }));
+            }
+            let pod_dirs = kite_runtime::cgroup::container_dirs(
+                cgroups,
+                &crate::container::pod_cgroup(self.runtime.cgroup_parent(), &pod),
+            );
+            let usage = stats::cgroup_usage(&pod_dirs);
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            let rate = usage
+                .cpu_ns
+                .and_then(|ns| self.rates.nano_cores(&format!("pod/{uid}"), ns));
+            let (cpu, memory) = stats::usage_json(&usage, &time, rate);
+            pods.push(json!({
+                "podRef": {
+                    "name": pod.metadata.name,
+                    "namespace": pod.metadata.namespace,
+                    "uid": uid,
+                },
+                "startTime": pod.status.as_ref().and_then(|s| s.start_time.clone()),
+                "containers": containers,
+                "cpu": cpu,
+                "memory": memory,
+            }));
+        }
+        json!({
+            "node": {
+                "nodeName": self.node_name,
+                "cpu": cpu,
+                "memory": memory,
+                "fs": fs,
+                "runtime": {"imageFs": fs},
+            },
+            "pods": pods,
+        })
+    }
+
+    /// The cgroup directories of container `id`, from its OCI spec.
+    fn container_cgroup(&self, id: &str, cgroups: &Path) -> Vec<PathBuf> {
+        let spec: Option<Value> = std::fs::read(self.runtime.bundle_dir(id).join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let path = spec
+            .as_ref()
+            .and_then(|s| s.pointer("/linux/cgroupsPath"))
+            .and_then(Value::as_str)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.runtime.cgroups_path(id));
+        kite_runtime::cgroup::container_dirs(cgroups, &path)
     }
 
     fn pod(&self, namespace: &str, name: &str) -> Result<PodEntry, BackendError> {
@@ -176,7 +294,12 @@ impl Backend for KubeletBackend {
     }
 
     fn stats_summary(&self) -> BoxFuture<'static, Value> {
-        Box::pin(async { json!({"node": {}, "pods": []}) })
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || this.summary())
+                .await
+                .unwrap_or(Value::Null)
+        })
     }
 }
 

@@ -10,7 +10,7 @@
 //! container sees), [`probes`], [`images`] (tarballs imported at start),
 //! [`layout`] (where things live on disk), [`netns`] (connections inside a
 //! pod's network namespace), [`api_backend`] (what the kubelet API does to
-//! pods) and [`tty`] (exec with a terminal).
+//! pods), [`tty`] (exec with a terminal) and [`stats`] (`/stats/summary`).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -26,6 +26,7 @@ pub mod pods;
 pub mod probes;
 pub mod server;
 pub mod state;
+pub mod stats;
 pub mod status;
 pub mod tty;
 pub mod volumes;
@@ -104,6 +105,8 @@ pub async fn run(config: Config, api: Option<ApiListener>) {
     let backend = std::sync::Arc::new(api_backend::KubeletBackend::new(
         registry,
         config.runtime.clone(),
+        config.node_name.clone(),
+        config.root.clone(),
     ));
     let serve = async move {
         match api {
