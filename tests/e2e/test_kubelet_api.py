@@ -337,3 +337,37 @@ def test_stats_summary_reports_node_and_container_usage(node, logger):
     assert container["memory"]["workingSetBytes"] > 0
     assert container["cpu"]["usageCoreNanoSeconds"] > 0
     assert "usageNanoCores" in container["cpu"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_exec_needs_create_on_pods_exec(node, logger, version, tmp_path):
+    server, _ = node
+    user = f"limited-{version.replace('.', '')}"
+    manifest = tmp_path / "rbac.yaml"
+    manifest.write_text(f"""
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: {user}, namespace: default}}
+rules:
+- {{apiGroups: [""], resources: [pods], verbs: [get]}}
+- {{apiGroups: [""], resources: [pods/exec], verbs: [get]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {user}, namespace: default}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {user}}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
+""")
+    out = kubectl(server, version, "apply", "-f", str(manifest))
+    assert out.returncode == 0, out.stderr
+    out = kubectl(server, version, "--as", user, "exec", logger, "--", "true")
+    assert out.returncode != 0
+    assert "forbidden" in out.stderr.lower(), out.stderr
+    out = kubectl(server, version, "patch", "role", user, "--type=json", "-p",
+                  '[{"op": "add", "path": "/rules/1/verbs/-", "value": "create"}]')
+    assert out.returncode == 0, out.stderr
+
+    def allowed():
+        out = kubectl(server, version, "--as", user, "exec", logger, "--", "echo", "yes")
+        return out.stdout == "yes\n"
+    wait_for(allowed, timeout=15, what="exec allowed with create")

@@ -458,6 +458,21 @@ impl Api {
         if let crate::auth::Decision::Deny(reason) = self.auth.authorize(&attributes).await {
             return Err(crate::auth::forbidden(&attributes, &reason));
         }
+        // A WebSocket exec, attach or port-forward is a GET that acts like a
+        // POST: as kube-apiserver 1.31+ does, it needs `create` too.
+        let connect = matches!(
+            request.subresource.as_deref(),
+            Some("exec" | "attach" | "portforward")
+        );
+        if connect && request.verb == Verb::Get {
+            let create = crate::auth::Attributes {
+                verb: "create",
+                ..attributes
+            };
+            if let crate::auth::Decision::Deny(reason) = self.auth.authorize(&create).await {
+                return Err(crate::auth::forbidden(&create, &reason));
+            }
+        }
         // Creates go to the collection; updates and patches to one object.
         let misplaced = match request.verb {
             Verb::Create => request.name.is_some() && request.subresource.is_none(),
