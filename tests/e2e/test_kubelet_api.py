@@ -372,3 +372,26 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
         out = kubectl(server, version, "--as", user, "exec", logger, "--", "echo", "yes")
         return out.stdout == "yes\n"
     wait_for(allowed, timeout=15, what="exec allowed with create")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_port_forward_to_a_closed_port_reports_the_error(node, web, version):
+    server, _ = node
+    port = free_port()
+    proc = subprocess.Popen([kubectl_path(version), "--kubeconfig", server.kubeconfig,
+                             "port-forward", f"pod/{web}", f"{port}:81"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def connected():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    s.settimeout(5)
+                    return s.recv(100) == b""
+            except OSError:
+                return None
+        assert wait_for(connected, what="the forwarded connection to close")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert f"error forwarding port 81 to pod {web}" in err, err
