@@ -6,6 +6,7 @@ a cluster in the machine's own network namespace.
 """
 
 import base64
+import contextlib
 import glob
 import os
 import re
@@ -188,6 +189,66 @@ class FakeKubelets:
     def stop(self):
         self.stopped.set()
         self.thread.join(5)
+
+
+BUILD_IMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../airgap/build-busybox-image.sh")
+
+
+def _mounts_under(path):
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+@contextlib.contextmanager
+def node_agent(tmp_path_factory, extra=()):
+    """A kite server with its node agent, busybox in its airgap image directory;
+    yields (server, CoreV1Api). Pods are deleted and mounts checked afterwards."""
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    if not in_own_netns():
+        pytest.fail("refusing to run containers in the machine's network namespace; use tests/run.sh")
+    restore_cgroup_mounts()
+    workdir = str(tmp_path_factory.mktemp("node"))
+    server = KiteServer(workdir)
+    server.agent = True
+    images = os.path.join(server.data_dir, "agent", "images")
+    os.makedirs(images)
+    r = subprocess.run([BUILD_IMAGE, os.path.join(images, "busybox.tar")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    server.start(extra=extra)
+    api = config.new_client_from_config(config_file=server.kubeconfig)
+    core = client.CoreV1Api(api)
+
+    def sa_ready():
+        try:
+            core.read_namespaced_service_account("default", "default")
+            return True
+        except ApiException:
+            return False
+
+    deadline = time.monotonic() + 30
+    while not sa_ready():
+        assert time.monotonic() < deadline, "default service account never appeared"
+        time.sleep(0.1)
+    try:
+        yield server, core
+    finally:
+        try:
+            for pod in core.list_pod_for_all_namespaces().items:
+                core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                                           grace_period_seconds=0)
+            deadline = time.monotonic() + 30
+            while core.list_pod_for_all_namespaces().items:
+                assert time.monotonic() < deadline, "pods were not removed"
+                time.sleep(0.1)
+        finally:
+            server.stop()
+            for m in reversed(_mounts_under(workdir)):
+                subprocess.run(["umount", "-l", m])
+    leaked = _mounts_under(workdir)
+    assert leaked == [], leaked
 
 
 def restore_cgroup_mounts():

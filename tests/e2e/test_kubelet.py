@@ -13,13 +13,11 @@ import tempfile
 import time
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from conftest import KITE_BIN, KiteServer, in_own_netns, restore_cgroup_mounts
+from conftest import KITE_BIN, node_agent
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD_IMAGE = os.path.join(ROOT, "airgap/build-busybox-image.sh")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -35,52 +33,11 @@ def wait_for(check, timeout=30, interval=0.1, what="condition"):
     raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
-def mounts_under(path):
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     """A kite server with its node agent, busybox in its airgap image directory."""
-    if not in_own_netns():
-        pytest.fail("refusing to run containers in the machine's network namespace; use tests/run.sh")
-    restore_cgroup_mounts()
-    workdir = str(tmp_path_factory.mktemp("node"))
-    server = KiteServer(workdir)
-    server.agent = True
-    images = os.path.join(server.data_dir, "agent", "images")
-    os.makedirs(images)
-    r = subprocess.run([BUILD_IMAGE, os.path.join(images, "busybox.tar")],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    server.start()
-    api = config.new_client_from_config(config_file=server.kubeconfig)
-    core = client.CoreV1Api(api)
-    wait_for(lambda: _sa_ready(core, "default"), what="default service account")
-    try:
-        yield server, core
-    finally:
-        try:
-            for pod in core.list_pod_for_all_namespaces().items:
-                core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
-                                           grace_period_seconds=0)
-            wait_for(lambda: not core.list_pod_for_all_namespaces().items, timeout=30,
-                     what="pods removed")
-        finally:
-            server.stop()
-            for m in reversed(mounts_under(workdir)):
-                subprocess.run(["umount", "-l", m])
-    leaked = mounts_under(workdir)
-    assert leaked == [], leaked
-
-
-def _sa_ready(core, namespace):
-    try:
-        core.read_namespaced_service_account("default", namespace)
-        return True
-    except ApiException:
-        return False
+    with node_agent(tmp_path_factory) as value:
+        yield value
 
 
 def pod_spec(name, command, restart="Always", **extra):

@@ -14,13 +14,11 @@ import time
 import urllib.request
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from conftest import KiteServer, in_own_netns, restore_cgroup_mounts
-from test_kubelet import _sa_ready, pod_spec, status_of, wait_for
+from conftest import in_own_netns, node_agent
+from test_kubelet import pod_spec, status_of, wait_for
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD_IMAGE = os.path.join(ROOT, "airgap/build-busybox-image.sh")
 NODE_IP = "192.0.2.10"
 DUMMY = "kite-e2e0"
 
@@ -35,7 +33,6 @@ def ip(*args):
 def cluster(tmp_path_factory):
     if not in_own_netns():
         pytest.fail("refusing to change links in the machine's network namespace; use tests/run.sh")
-    restore_cgroup_mounts()
     # A veth pair whose far end has no address: anything routed there waits
     # for an ARP answer that never comes.
     ip("link", "add", DUMMY, "type", "veth", "peer", "name", DUMMY + "p")
@@ -44,31 +41,8 @@ def cluster(tmp_path_factory):
         ip("link", "set", DUMMY, "up")
         ip("link", "set", DUMMY + "p", "up")
         ip("route", "add", "default", "dev", DUMMY)
-        workdir = str(tmp_path_factory.mktemp("svc"))
-        server = KiteServer(workdir)
-        server.agent = True
-        images = os.path.join(server.data_dir, "agent", "images")
-        os.makedirs(images)
-        r = subprocess.run([BUILD_IMAGE, os.path.join(images, "busybox.tar")],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        server.start(extra=["--node-ip", NODE_IP])
-        try:
-            api = config.new_client_from_config(config_file=server.kubeconfig)
-            core = client.CoreV1Api(api)
-            wait_for(lambda: _sa_ready(core, "default"), what="default service account")
-            yield server, api, core
-        finally:
-            for pod in core.list_pod_for_all_namespaces().items:
-                core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
-                                           grace_period_seconds=0)
-            wait_for(lambda: not core.list_pod_for_all_namespaces().items, timeout=30,
-                     what="pods removed")
-            server.stop()
-            with open("/proc/self/mountinfo") as f:
-                mounts = [line.split()[4] for line in f if line.split()[4].startswith(workdir)]
-            for m in reversed(mounts):
-                subprocess.run(["umount", "-l", m])
+        with node_agent(tmp_path_factory, extra=["--node-ip", NODE_IP]) as (server, core):
+            yield server, core.api_client, core
     finally:
         subprocess.run(["ip", "link", "delete", DUMMY], capture_output=True)
         subprocess.run(["nft", "delete", "table", "ip", "kite-proxy"], capture_output=True)

@@ -270,6 +270,11 @@ pub struct NodeArgs {
     /// IP address of this node [default: the address of the default route].
     #[arg(long, env = "KITE_NODE_IP", value_name = "IP", help_heading = "Node")]
     pub node_ip: Option<IpAddr>,
+
+    /// Port the kubelet API (logs, exec, attach, port-forward) listens on (HTTPS).
+    #[arg(long, env = "KITE_KUBELET_PORT", value_name = "PORT", default_value_t = 10250,
+          value_parser = port, help_heading = "Node")]
+    pub kubelet_port: u16,
 }
 
 /// `kite agent` flags.

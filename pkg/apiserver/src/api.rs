@@ -37,6 +37,8 @@ pub struct Api {
     /// Request, datastore and cache metrics for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     custom: RwLock<Vec<crate::crd::ServedVersion>>,
+    /// The client for the kubelets' API (`pods/log`, `exec`, ...).
+    pub kubelet: Option<Arc<crate::kubelet_proxy::KubeletClient>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -63,6 +65,9 @@ pub struct Call<'a> {
     pub body: Bytes,
     /// Who is calling.
     pub user: &'a UserInfo,
+    /// The connection's upgrade, for the subresources that switch protocols
+    /// (`pods/exec`, `attach`, `portforward`); `None` in-process.
+    pub upgrade: Option<&'a crate::kubelet_proxy::UpgradeSlot>,
 }
 
 impl<'a> Call<'a> {
@@ -76,6 +81,7 @@ impl<'a> Call<'a> {
             headers: self.headers,
             body: self.body.clone(),
             user: self.user,
+            upgrade: self.upgrade,
         }
     }
 
@@ -136,7 +142,17 @@ impl Api {
             allocator: crate::allocator::Allocator::default(),
             openapi: crate::openapi::OpenApi::default(),
             custom: RwLock::new(Vec::new()),
+            kubelet: None,
         }
+    }
+
+    /// Reaches kubelets with `client`.
+    pub fn with_kubelet_client(
+        mut self,
+        client: Option<crate::kubelet_proxy::KubeletClient>,
+    ) -> Self {
+        self.kubelet = client.map(Arc::new);
+        self
     }
 
     /// Allocates Service addresses from `network`.
@@ -248,15 +264,24 @@ impl Api {
         let Some(parsed) = parsed else {
             return Some(body::status(&errors::no_such_resource()));
         };
-        let (parts, raw_body) = request.into_parts();
+        let (mut parts, raw_body) = request.into_parts();
+        let upgrade: crate::kubelet_proxy::UpgradeSlot =
+            std::sync::Mutex::new(parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
         let response = match parsed {
             ApiPath::Resource(resource_request) => {
                 let started = std::time::Instant::now();
                 let labels = self.request_labels(&resource_request, &query, &parts.headers);
                 let response = match read_body(raw_body).await {
                     Ok(body) => {
-                        self.resource(resource_request, &query, &parts.headers, body, user)
-                            .await
+                        self.resource(
+                            resource_request,
+                            &query,
+                            &parts.headers,
+                            body,
+                            user,
+                            &upgrade,
+                        )
+                        .await
                     }
                     Err(status) => Err(status),
                 };
@@ -410,6 +435,7 @@ impl Api {
         headers: &HeaderMap,
         body: Bytes,
         user: &UserInfo,
+        upgrade: &crate::kubelet_proxy::UpgradeSlot,
     ) -> ApiResult<Response<Body>> {
         let resource = self
             .registry
@@ -432,6 +458,21 @@ impl Api {
         if let crate::auth::Decision::Deny(reason) = self.auth.authorize(&attributes).await {
             return Err(crate::auth::forbidden(&attributes, &reason));
         }
+        // A WebSocket exec, attach or port-forward is a GET that acts like a
+        // POST: as kube-apiserver 1.31+ does, it needs `create` too.
+        let connect = matches!(
+            request.subresource.as_deref(),
+            Some("exec" | "attach" | "portforward")
+        );
+        if connect && request.verb == Verb::Get {
+            let create = crate::auth::Attributes {
+                verb: "create",
+                ..attributes
+            };
+            if let crate::auth::Decision::Deny(reason) = self.auth.authorize(&create).await {
+                return Err(crate::auth::forbidden(&create, &reason));
+            }
+        }
         // Creates go to the collection; updates and patches to one object.
         let misplaced = match request.verb {
             Verb::Create => request.name.is_some() && request.subresource.is_none(),
@@ -452,6 +493,7 @@ impl Api {
             headers,
             body,
             user,
+            upgrade: Some(upgrade),
         };
         if let Some(sub) = call.request.subresource.clone() {
             return handlers::subresource(&call, &sub).await;

@@ -433,6 +433,7 @@ async fn cleanup(api: &Api, name: &str) -> Result<bool, kite_api::Status> {
                         resource: resource.plural.clone(),
                         name: None,
                         subresource: None,
+                        subpath: None,
                         verb: Verb::DeleteCollection,
                     },
                     resource: resource.clone(),
@@ -440,6 +441,7 @@ async fn cleanup(api: &Api, name: &str) -> Result<bool, kite_api::Status> {
                     headers: &headers,
                     body: Bytes::new(),
                     user: &user,
+                    upgrade: None,
                 };
                 crate::handlers::delete::delete_collection(&call).await?;
             }

@@ -70,6 +70,7 @@ fn call<'a>(
             resource: target.resource.plural.clone(),
             name: target.name.map(str::to_string),
             subresource: target.subresource.map(str::to_string),
+            subpath: None,
             verb: target.verb,
         },
         resource: target.resource,
@@ -77,6 +78,7 @@ fn call<'a>(
         headers,
         body,
         user,
+        upgrade: None,
     }
 }
 

@@ -79,6 +79,8 @@ pub struct ResourceRequest {
     pub name: Option<String>,
     /// The subresource (`status`, `scale`, ...), if any.
     pub subresource: Option<String>,
+    /// The path after a `proxy` subresource (`nodes/<name>/proxy/<path>`), if any.
+    pub subpath: Option<String>,
     /// The verb.
     pub verb: Verb,
 }
@@ -104,6 +106,16 @@ pub fn parse(method: &Method, path: &str, query: &str) -> Option<ApiPath> {
     let (legacy_watch, rest) = match rest {
         ["watch", rest @ ..] => (true, rest),
         rest => (false, rest),
+    };
+    // `.../<name>/proxy/<path...>`: the path goes to the proxied server.
+    let proxy_at = match rest {
+        ["namespaces", _, _, _, "proxy", _, ..] => Some(4),
+        [first, _, "proxy", _, ..] if *first != "namespaces" => Some(2),
+        _ => None,
+    };
+    let (rest, subpath) = match proxy_at {
+        Some(i) => (&rest[..=i], Some(rest[i + 1..].join("/"))),
+        None => (rest, None),
     };
     let (namespace, resource, name, subresource) = match rest {
         // `namespaces/<name>/status|finalize` are the namespace's own subresources.
@@ -150,6 +162,7 @@ pub fn parse(method: &Method, path: &str, query: &str) -> Option<ApiPath> {
         resource: resource.into(),
         name: name.map(str::to_string),
         subresource: subresource.map(str::to_string),
+        subpath,
         verb,
     }))
 }
@@ -161,7 +174,6 @@ fn name_and_sub<'a>(tail: &[&'a str]) -> Option<NameAndSub<'a>> {
         [] => Some((None, None)),
         [name] => Some((Some(*name), None)),
         [name, sub] => Some((Some(*name), Some(*sub))),
-        // Proxy subresources carry a path after them; kite does not proxy yet.
         _ => None,
     }
 }
@@ -219,6 +231,23 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_subresources_keep_the_path_after_them() {
+        let r = resource(Method::GET, "/api/v1/nodes/n1/proxy/stats/summary", "");
+        assert_eq!(r.subresource.as_deref(), Some("proxy"));
+        assert_eq!(r.subpath.as_deref(), Some("stats/summary"));
+        let r = resource(Method::GET, "/api/v1/namespaces/ns/pods/proxy/status", "");
+        assert_eq!(r.name.as_deref(), Some("proxy"));
+        assert_eq!(r.subresource.as_deref(), Some("status"));
+        assert_eq!(r.subpath, None);
+        let r = resource(
+            Method::GET,
+            "/api/v1/namespaces/ns/services/web/proxy/a/b",
+            "",
+        );
+        assert_eq!(r.subpath.as_deref(), Some("a/b"));
+    }
 
     fn resource(method: Method, path: &str, query: &str) -> ResourceRequest {
         match parse(&method, path, query) {

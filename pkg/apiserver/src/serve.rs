@@ -48,6 +48,8 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     /// Service ClusterIP and NodePort ranges.
     pub service_network: crate::allocator::ServiceNetwork,
+    /// How to reach kubelets (`pods/log`, `exec`, `attach`, `portforward`).
+    pub kubelet_client: Option<crate::kubelet_proxy::KubeletClientConfig>,
 }
 
 /// A configured API server, ready to [`Server::run`].
@@ -81,9 +83,15 @@ impl Server {
         let auth = Arc::new(
             crate::auth::Auth::new(config.auth).map_err(|e| crate::Error::Tls(e.to_string()))?,
         );
+        let kubelet = config
+            .kubelet_client
+            .as_ref()
+            .map(crate::kubelet_proxy::KubeletClient::new)
+            .transpose()?;
         let api = Arc::new(
             crate::api::Api::new(registry, config.store.clone(), server_address, auth.clone())
-                .with_service_network(config.service_network),
+                .with_service_network(config.service_network)
+                .with_kubelet_client(kubelet),
         );
         api.start_caches();
         crate::crd::sync(&api).await;

@@ -9,11 +9,13 @@
 //! (a pod's container as a runtime spec), [`env`] and [`volumes`] (what a
 //! container sees), [`probes`], [`images`] (tarballs imported at start),
 //! [`layout`] (where things live on disk), [`netns`] (connections inside a
-//! pod's network namespace).
+//! pod's network namespace), [`api_backend`] (what the kubelet API does to
+//! pods), [`tty`] (exec with a terminal) and [`stats`] (`/stats/summary`).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod api_backend;
 pub mod container;
 pub mod env;
 pub mod images;
@@ -24,7 +26,9 @@ pub mod pods;
 pub mod probes;
 pub mod server;
 pub mod state;
+pub mod stats;
 pub mod status;
+pub mod tty;
 pub mod volumes;
 
 use std::net::IpAddr;
@@ -79,9 +83,18 @@ pub enum Error {
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The kubelet API's bound listener and TLS configuration (see [`server::tls_config`]).
+pub struct ApiListener {
+    /// Bound to the port published as the Node's `daemonEndpoints.kubeletEndpoint`.
+    pub listener: tokio::net::TcpListener,
+    /// Serving certificate, and the client CA callers' certificates must chain to.
+    pub tls: rustls::ServerConfig,
+}
+
 /// Runs the kubelet until the future is dropped: imports new image tarballs,
-/// registers the node, keeps its lease and status fresh, and runs its pods.
-pub async fn run(config: Config) {
+/// registers the node, keeps its lease and status fresh, runs its pods, and
+/// serves the kubelet API on `api`.
+pub async fn run(config: Config, api: Option<ApiListener>) {
     let layout = layout::Layout::new(&config.root);
     let store = config.runtime.store().clone();
     let images_dir = layout.images_dir();
@@ -91,6 +104,19 @@ pub async fn run(config: Config) {
         Ok(Err(error)) => tracing::warn!(%error, "importing image tarballs"),
         Err(error) => tracing::warn!(%error, "importing image tarballs"),
     }
-    let pods = pods::Manager::new(config.clone());
-    tokio::join!(node::run(config.clone()), pods.run());
+    let registry = pods::Registry::default();
+    let pods = pods::Manager::with_registry(config.clone(), registry.clone());
+    let backend = std::sync::Arc::new(api_backend::KubeletBackend::new(
+        registry,
+        config.runtime.clone(),
+        config.node_name.clone(),
+        config.root.clone(),
+    ));
+    let serve = async move {
+        match api {
+            Some(api) => server::serve(api.listener, api.tls, backend).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::join!(node::run(config.clone()), pods.run(), serve);
 }

@@ -63,7 +63,14 @@ impl Registry {
         let pods = self.pods.lock().unwrap_or_else(PoisonError::into_inner);
         pods.values().find_map(|entry| {
             let entry = entry.lock().unwrap_or_else(PoisonError::into_inner);
-            (entry.state.namespace == namespace && entry.state.name == name).then(|| entry.clone())
+            // Before its first container starts, only the pod object names it.
+            let named = |pod: &Pod| {
+                pod.metadata.namespace.as_deref() == Some(namespace)
+                    && pod.metadata.name.as_deref() == Some(name)
+            };
+            let matches = (entry.state.namespace == namespace && entry.state.name == name)
+                || entry.pod.as_deref().is_some_and(named);
+            matches.then(|| entry.clone())
         })
     }
 

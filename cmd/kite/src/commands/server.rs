@@ -140,6 +140,11 @@ async fn serve(settings: Settings) -> Result<()> {
         .with_context(|| format!("--write-kubeconfig: cannot write {}", path.display()))?;
     }
 
+    // The apiserver reaches kubelets with a client certificate of the client
+    // CA, named as kube-apiserver's conventionally is.
+    let (kubelet_client_cert, kubelet_client_key) = pki
+        .issue_client_cert(KUBELET_CLIENT_CN, &["system:masters"], CERT_DAYS)
+        .context("kubelet client certificate")?;
     let version = kite_api::VersionInfo::new(env!("KITE_GIT_COMMIT"), env!("KITE_BUILD_DATE"));
     let server = kite_apiserver::Server::new(kite_apiserver::Config {
         listener,
@@ -167,6 +172,11 @@ async fn serve(settings: Settings) -> Result<()> {
             node_port_first: args.service_node_port_range.first,
             node_port_last: args.service_node_port_range.last,
         },
+        kubelet_client: Some(kite_apiserver::kubelet_proxy::KubeletClientConfig {
+            cert_pem: kubelet_client_cert.into_bytes(),
+            key_pem: kubelet_client_key.into_bytes(),
+            ca_pem: pki.server_ca_pem().as_bytes().to_vec(),
+        }),
     })
     .await
     .context("API server")?;
@@ -184,7 +194,8 @@ async fn serve(settings: Settings) -> Result<()> {
 
     let mut agent = None;
     if !args.disable_agent {
-        agent = Some(spawn_agent(&server, &settings).context("node agent")?);
+        let api = kubelet_listener(&pki, &settings).await?;
+        agent = Some(spawn_agent(&server, &settings, api).context("node agent")?);
     }
 
     tracing::info!(
@@ -210,6 +221,7 @@ async fn serve(settings: Settings) -> Result<()> {
 fn spawn_agent(
     server: &kite_apiserver::Server,
     settings: &Settings,
+    api: kite_kubelet::ApiListener,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let root = settings.data.agent();
     let store = kite_runtime::Store::open(&root)
@@ -255,7 +267,7 @@ fn spawn_agent(
         control_plane: true,
         cluster_dns: Some(settings.args.cluster_dns),
         cluster_domain: settings.args.cluster_domain.clone(),
-        port: 10250,
+        port: settings.args.node.kubelet_port,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let proxy = (!settings.args.disable_kube_proxy).then(|| kite_proxy::Config {
@@ -269,11 +281,49 @@ fn spawn_agent(
     Ok(tokio::spawn(async move {
         match proxy {
             Some(proxy) => {
-                tokio::join!(kite_kubelet::run(config), kite_proxy::run(proxy));
+                tokio::join!(kite_kubelet::run(config, Some(api)), kite_proxy::run(proxy));
             }
-            None => kite_kubelet::run(config).await,
+            None => kite_kubelet::run(config, Some(api)).await,
         }
     }))
+}
+
+/// The CN of the apiserver's client certificate for kubelets (kubeadm's name).
+const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
+/// Validity of the certificates issued at each start.
+const CERT_DAYS: u32 = 365;
+
+/// Binds the kubelet API port (all addresses, as the kubelet's `--address`
+/// defaults) with a serving certificate for the node's name and address.
+async fn kubelet_listener(
+    pki: &kite_pki::Pki,
+    settings: &Settings,
+) -> Result<kite_kubelet::ApiListener> {
+    let port = settings.args.node.kubelet_port;
+    let names = vec![settings.node_name.clone(), "localhost".to_string()];
+    let ips = vec![settings.node_ip, IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)];
+    let (cert, key) = pki
+        .issue_serving_cert(&settings.node_name, &names, &ips, CERT_DAYS)
+        .context("kubelet serving certificate")?;
+    let chain = format!("{cert}{}", pki.server_ca_pem());
+    let tls = kite_kubelet::server::tls_config(
+        chain.as_bytes(),
+        key.as_bytes(),
+        pki.client_ca_pem().as_bytes(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let address = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), port);
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        // No IPv6 in this namespace: IPv4 only.
+        Err(_) => tokio::net::TcpListener::bind(SocketAddr::new(
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port,
+        ))
+        .await
+        .with_context(|| format!("--kubelet-port: cannot listen on port {port}"))?,
+    };
+    Ok(kite_kubelet::ApiListener { listener, tls })
 }
 
 /// The `etcd` readiness check, named as kube-apiserver names its datastore check.

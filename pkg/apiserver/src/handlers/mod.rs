@@ -34,6 +34,15 @@ pub async fn subresource(call: &Call<'_>, name: &str) -> ApiResult<Response<Body
         ("token", Verb::Create) => crate::auth::token_request(call).await,
         ("binding", Verb::Create) if call.resource.kind == "Pod" => binding::bind(call).await,
         ("finalize", Verb::Update) => update::update(call, Some("finalize")).await,
+        ("log", Verb::Get) if call.resource.kind == "Pod" => crate::kubelet_proxy::log(call).await,
+        ("proxy", _) if call.resource.kind == "Node" => {
+            crate::kubelet_proxy::node_proxy(call).await
+        }
+        ("exec" | "attach" | "portforward", Verb::Get | Verb::Create)
+            if call.resource.kind == "Pod" =>
+        {
+            crate::kubelet_proxy::connect(call, name).await
+        }
         _ => Err(kite_api::Status::failure(
             kite_api::StatusReason::MethodNotAllowed,
             format!(

@@ -4,6 +4,17 @@
 //! The HTTP side and the streaming protocols live here; what a request does to
 //! a pod is the [`Backend`]'s job (the kubelet implements it over the runtime).
 
+pub mod http;
+pub mod logs;
+pub mod pipe;
+pub mod portforward;
+pub mod query;
+pub mod remotecommand;
+pub mod spdy;
+pub mod websocket;
+
+pub use http::{serve, tls_config};
+
 use futures::future::BoxFuture;
 use std::path::PathBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
