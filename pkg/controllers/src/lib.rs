@@ -3,19 +3,23 @@
 //! Start at [`run`]: it creates the informers the controllers share, then runs
 //! each controller, one module per controller: [`serviceaccount`] (the `default`
 //! ServiceAccount and `kube-root-ca.crt` in every namespace), [`replicaset`],
-//! [`deployment`] and the garbage collector [`gc`]. Each controller keeps a work
+//! [`deployment`], [`endpointslice`] and [`endpoints`] (what Services select)
+//! and the garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
 //! controllers: reconciles are idempotent and may requeue themselves.
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod gc;
 pub mod replicaset;
 pub mod serviceaccount;
 mod util;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kite_client::{Informer, WorkQueue};
 use kube::api::Api;
 use std::future::Future;
@@ -50,19 +54,30 @@ pub async fn run(config: Config) {
     let pods = Informer::new(Api::<Pod>::all(client.clone()));
     let replicasets = Informer::new(Api::<ReplicaSet>::all(client.clone()));
     let deployments = Informer::new(Api::<Deployment>::all(client.clone()));
+    let services = Informer::new(Api::<Service>::all(client.clone()));
+    let slices = Informer::new(Api::<EndpointSlice>::all(client.clone()));
+    let endpoints = Informer::new(Api::<Endpoints>::all(client.clone()));
 
     let sa = serviceaccount::Controller::new(&config);
     let rs = replicaset::Controller::new(&config, replicasets.clone(), pods.clone());
     let deploy = deployment::Controller::new(&config, deployments.clone(), replicasets.clone());
+    let eps =
+        endpointslice::Controller::new(&config, services.clone(), pods.clone(), slices.clone());
+    let ep = endpoints::Controller::new(&config, services.clone(), pods.clone(), endpoints.clone());
     let gc = gc::GarbageCollector::new(&config);
 
     tokio::join!(
         pods.run(),
         replicasets.run(),
         deployments.run(),
+        services.run(),
+        slices.run(),
+        endpoints.run(),
         sa.run(),
         rs.run(),
         deploy.run(),
+        eps.run(),
+        ep.run(),
         gc.run(),
     );
 }

@@ -1,0 +1,262 @@
+"""Workload controllers inside `kite server`: EndpointSlices and Endpoints for
+Services, Jobs, DaemonSets, StatefulSets and CronJobs, driven by real kubectl and
+the Python client. Pods are placed on fake Node objects whose status the tests
+write themselves (as a kubelet would), so every code path that needs a pod IP or
+readiness is exercised without a pod network."""
+
+import json
+import time
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
+
+
+def wait_for(check, timeout=20, interval=0.1, what="condition"):
+    """Polls `check` until it returns a truthy value; returns it."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+def make_node(core, name, labels=None, taints=None, ready="True"):
+    core.create_node({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+        "spec": {"taints": taints or []},
+    })
+    resources = {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "20Gi"}
+    core.patch_node_status(name, {"status": {
+        "capacity": resources, "allocatable": resources,
+        "conditions": [{"type": "Ready", "status": ready, "reason": "KubeletReady",
+                        "message": "fake node for tests"}],
+    }})
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from conftest import FakeKubelets, KiteServer
+
+    server = KiteServer(str(tmp_path_factory.mktemp("workloads")))
+    server.start()
+    kubelets = None
+    try:
+        api = config.new_client_from_config(config_file=server.kubeconfig)
+        core = client.CoreV1Api(api)
+        for name in ["node-a", "node-b"]:
+            make_node(core, name)
+        kubelets = FakeKubelets(api, ["node-a", "node-b", "node-c", "node-d"])
+        wait_for(lambda: core.list_namespaced_service_account(
+            "default", field_selector="metadata.name=default").items, what="default SA")
+        yield server, api
+    finally:
+        if kubelets:
+            kubelets.stop()
+        server.stop()
+
+
+def running_pod(core, name, labels, ip, ready=True, node="node-a", ports=None, **spec):
+    """Creates a pod bound to a fake node and writes the status its kubelet would."""
+    container = {"name": "c", "image": "busybox"}
+    if ports:
+        container["ports"] = ports
+    core.create_namespaced_pod("default", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"nodeName": node, "containers": [container], **spec},
+    })
+    set_pod_status(core, name, ip, ready)
+
+
+def set_pod_status(core, name, ip, ready):
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status = {"phase": "Running",
+              "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                              "lastTransitionTime": now}]}
+    if ip:
+        status["podIP"] = ip
+        status["podIPs"] = [{"ip": ip}]
+    core.patch_namespaced_pod_status(name, "default", {"status": status})
+
+
+def slices_of(discovery, service):
+    return discovery.list_namespaced_endpoint_slice(
+        "default", label_selector=f"kubernetes.io/service-name={service}").items
+
+
+def endpoints_by_ip(slices):
+    return {addr: e for s in slices for e in (s.endpoints or []) for addr in e.addresses}
+
+
+def conditions(e):
+    return (e.conditions.ready, e.conditions.serving, e.conditions.terminating)
+
+
+def test_a_service_gets_endpoint_slices_and_endpoints_of_its_pods(cluster):
+    server, api = cluster
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    http = [{"name": "http", "containerPort": 8080}]
+    running_pod(core, "web-1", {"app": "web"}, "10.42.0.11", ports=http)
+    running_pod(core, "web-2", {"app": "web"}, "10.42.0.12", ready=False, node="node-b", ports=http)
+    running_pod(core, "web-3", {"app": "web"}, None, ports=http)  # no IP yet: no endpoint
+    running_pod(core, "other", {"app": "other"}, "10.42.0.13", ports=http)
+    service = core.create_namespaced_service("default", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "labels": {"team": "blue"}},
+        "spec": {"selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    })
+
+    def two_endpoints():
+        slices = slices_of(discovery, "web")
+        return len(endpoints_by_ip(slices)) == 2 and slices
+
+    slices = wait_for(two_endpoints, what="slice with two endpoints")
+    assert len(slices) == 1
+    s = slices[0]
+    assert s.metadata.name.startswith("web-") and s.metadata.name != "web-"
+    assert s.metadata.labels == {"kubernetes.io/service-name": "web", "team": "blue",
+                                 MANAGED_BY: "endpointslice-controller.k8s.io"}
+    owner = s.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+        "Service", "web", service.metadata.uid, True)
+    assert TRIGGER in s.metadata.annotations
+    assert s.address_type == "IPv4"
+    assert [(p.name, p.port, p.protocol) for p in s.ports] == [("http", 8080, "TCP")]
+    eps = endpoints_by_ip(slices)
+    assert conditions(eps["10.42.0.11"]) == (True, True, False)
+    assert conditions(eps["10.42.0.12"]) == (False, False, False)
+    assert eps["10.42.0.11"].node_name == "node-a" and eps["10.42.0.12"].node_name == "node-b"
+    ref = eps["10.42.0.11"].target_ref
+    assert (ref.kind, ref.name, ref.namespace) == ("Pod", "web-1", "default")
+
+    ep = wait_for(lambda: (e := core.read_namespaced_endpoints("web", "default")).subsets and e,
+                  what="Endpoints")
+    assert [a.ip for a in ep.subsets[0].addresses] == ["10.42.0.11"]
+    assert [a.ip for a in ep.subsets[0].not_ready_addresses] == ["10.42.0.12"]
+    assert [(p.name, p.port) for p in ep.subsets[0].ports] == [("http", 8080)]
+    assert ep.subsets[0].addresses[0].target_ref.name == "web-1"
+    assert ep.metadata.labels == {"team": "blue"}
+    assert TRIGGER in ep.metadata.annotations
+    out = server.kubectl("get", "endpoints", "web", "--no-headers").stdout
+    assert "10.42.0.11:8080" in out
+
+    # web-2 becomes ready, web-3 gets an IP: both appear as ready.
+    set_pod_status(core, "web-2", "10.42.0.12", True)
+    set_pod_status(core, "web-3", "10.42.0.14", True)
+    wait_for(lambda: sorted(ip for ip, e in endpoints_by_ip(slices_of(discovery, "web")).items()
+                            if e.conditions.ready) == ["10.42.0.11", "10.42.0.12", "10.42.0.14"],
+             what="three ready endpoints")
+    wait_for(lambda: sorted(a.ip for a in core.read_namespaced_endpoints("web", "default")
+                            .subsets[0].addresses or []) == ["10.42.0.11", "10.42.0.12", "10.42.0.14"],
+             what="three ready addresses")
+    assert len(slices_of(discovery, "web")) == 1  # updated in place, not replaced
+
+
+def test_terminating_pods_stay_in_slices_but_leave_endpoints(cluster):
+    server, api = cluster
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    core.create_namespaced_service("default", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "drain"},
+        "spec": {"selector": {"app": "drain"}, "ports": [{"port": 80, "targetPort": 9376}]},
+    })
+    running_pod(core, "drain-1", {"app": "drain"}, "10.42.1.1")
+    # A finalizer keeps the pod terminating after its (fake) kubelet lets go.
+    core.create_namespaced_pod("default", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "drain-2", "labels": {"app": "drain"}, "finalizers": ["kite.test/hold"]},
+        "spec": {"nodeName": "node-c", "containers": [{"name": "c", "image": "busybox"}]},
+    })
+    set_pod_status(core, "drain-2", "10.42.1.2", True)
+    wait_for(lambda: len(endpoints_by_ip(slices_of(discovery, "drain"))) == 2, what="two endpoints")
+    core.delete_namespaced_pod("drain-2", "default")
+    eps = wait_for(lambda: (e := endpoints_by_ip(slices_of(discovery, "drain")))
+                   and e["10.42.1.2"].conditions.terminating and e, what="terminating endpoint")
+    assert conditions(eps["10.42.1.2"]) == (False, True, True)
+    ports = slices_of(discovery, "drain")[0].ports
+    assert [(p.name, p.port) for p in ports] == [("", 9376)]
+    wait_for(lambda: [a.ip for s in core.read_namespaced_endpoints("drain", "default").subsets
+                      for a in s.addresses or []] == ["10.42.1.1"], what="Endpoints without it")
+    core.patch_namespaced_pod("drain-2", "default", {"metadata": {"finalizers": None}})
+    wait_for(lambda: list(endpoints_by_ip(slices_of(discovery, "drain"))) == ["10.42.1.1"],
+             what="endpoint removed with the pod")
+
+
+def test_headless_service_publishes_hostnames_and_not_ready_addresses(cluster):
+    server, api = cluster
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    core.create_namespaced_service("default", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "publishNotReadyAddresses": True,
+                 "ports": [{"name": "pg", "port": 5432}]},
+    })
+    running_pod(core, "db-0", {"app": "db"}, "10.42.2.1", ready=False, hostname="db-0", subdomain="db")
+    running_pod(core, "db-x", {"app": "db"}, "10.42.2.2", hostname="db-x", subdomain="elsewhere")
+    eps = wait_for(lambda: (e := endpoints_by_ip(slices_of(discovery, "db"))) and len(e) == 2 and e,
+                   what="two endpoints")
+    assert eps["10.42.2.1"].hostname == "db-0"
+    assert eps["10.42.2.2"].hostname is None
+    assert conditions(eps["10.42.2.1"]) == (True, False, False)
+    s = slices_of(discovery, "db")[0]
+    assert s.metadata.labels["service.kubernetes.io/headless"] == ""
+    ep = wait_for(lambda: (e := core.read_namespaced_endpoints("db", "default")).subsets and e,
+                  what="Endpoints")
+    addresses = {a.ip: a for a in ep.subsets[0].addresses}
+    assert set(addresses) == {"10.42.2.1", "10.42.2.2"}
+    assert not ep.subsets[0].not_ready_addresses
+    assert addresses["10.42.2.1"].hostname == "db-0"
+    assert ep.metadata.labels["service.kubernetes.io/headless"] == ""
+
+
+def test_a_service_without_pods_has_a_placeholder_and_cleanup_follows_deletion(cluster):
+    server, api = cluster
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    server.kubectl("create", "service", "clusterip", "lonely", "--tcp=80:8080")
+    slices = wait_for(lambda: slices_of(discovery, "lonely"), what="placeholder slice")
+    assert len(slices) == 1 and not slices[0].endpoints
+    ep = wait_for(lambda: core.list_namespaced_endpoints(
+        "default", field_selector="metadata.name=lonely").items, what="empty Endpoints")
+    assert not ep[0].subsets
+    server.kubectl("delete", "service", "lonely")
+    wait_for(lambda: not slices_of(discovery, "lonely"), what="slices garbage-collected")
+    wait_for(lambda: not core.list_namespaced_endpoints(
+        "default", field_selector="metadata.name=lonely").items, what="Endpoints deleted")
+
+
+def test_selectorless_services_are_left_to_their_owner(cluster):
+    server, api = cluster
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    core.create_namespaced_service("default", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "external"},
+        "spec": {"ports": [{"port": 80}]},
+    })
+    core.create_namespaced_endpoints("default", {
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "external"},
+        "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 80}]}],
+    })
+    time.sleep(1)
+    ep = core.read_namespaced_endpoints("external", "default")
+    assert [a.ip for a in ep.subsets[0].addresses] == ["192.0.2.1"]
+    assert not [s for s in slices_of(discovery, "external")
+                if (s.metadata.labels or {}).get(MANAGED_BY) == "endpointslice-controller.k8s.io"]
+
+
+def test_the_kubernetes_service_points_at_the_apiserver(cluster):
+    server, api = cluster
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    svc = core.read_namespaced_service("kubernetes", "default")
+    assert svc.spec.cluster_ip == "10.43.0.1" and svc.spec.ports[0].port == 443
+    ep = core.read_namespaced_endpoints("kubernetes", "default")
+    assert ep.subsets[0].ports[0].port == server.port
+    slices = slices_of(discovery, "kubernetes")
+    assert len(slices) == 1 and slices[0].metadata.name == "kubernetes"
+    assert slices[0].ports[0].port == server.port
+    assert slices[0].endpoints[0].addresses == [a.ip for a in ep.subsets[0].addresses]
