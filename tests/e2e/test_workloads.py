@@ -5,6 +5,8 @@ write themselves (as a kubelet would), so every code path that needs a pod IP or
 readiness is exercised without a pod network."""
 
 import json
+import os
+import subprocess
 import time
 
 import pytest
@@ -260,3 +262,232 @@ def test_the_kubernetes_service_points_at_the_apiserver(cluster):
     assert len(slices) == 1 and slices[0].metadata.name == "kubernetes"
     assert slices[0].ports[0].port == server.port
     assert slices[0].endpoints[0].addresses == [a.ip for a in ep.subsets[0].addresses]
+
+
+# ---------------------------------------------------------------- Jobs
+
+def job_body(name, command="true", **spec):
+    template = spec.pop("template", {})
+    return {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                                       "containers": [{"name": "c", "image": "busybox",
+                                                       "command": ["sh", "-c", command]}],
+                                       **template}},
+                 **spec},
+    }
+
+
+def job_pods(core, name):
+    return core.list_namespaced_pod("default", label_selector=f"batch.kubernetes.io/job-name={name}").items
+
+
+def job_condition(batch, name, type_):
+    job = batch.read_namespaced_job(name, "default")
+    found = [c for c in job.status.conditions or [] if c.type == type_ and c.status == "True"]
+    return found and (job, found[0])
+
+
+def finish_pod(core, pod, phase):
+    core.patch_namespaced_pod_status(pod.metadata.name, "default", {"status": {"phase": phase}})
+
+
+def job_events(core, name):
+    return [(e.reason, e.message) for e in core.list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={name}").items]
+
+
+def test_an_indexed_job_completes_when_every_index_succeeded(cluster):
+    server, api = cluster
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job_body(
+        "idx", completions=3, parallelism=2, completionMode="Indexed"))
+    pods = wait_for(lambda: (p := job_pods(core, "idx")) and len(p) == 2 and p, what="two pods")
+    indexes = sorted(p.metadata.annotations["batch.kubernetes.io/job-completion-index"] for p in pods)
+    assert indexes == ["0", "1"]
+    for pod in pods:
+        i = pod.metadata.annotations["batch.kubernetes.io/job-completion-index"]
+        assert pod.metadata.labels["batch.kubernetes.io/job-completion-index"] == i
+        assert pod.metadata.name.startswith(f"idx-{i}-")
+        assert pod.spec.hostname == f"idx-{i}"
+        assert "batch.kubernetes.io/job-tracking" in pod.metadata.finalizers
+        env = pod.spec.containers[0].env[0]
+        assert env.name == "JOB_COMPLETION_INDEX"
+        assert env.value_from.field_ref.field_path == \
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        owner = pod.metadata.owner_references[0]
+        assert (owner.kind, owner.name, owner.controller) == ("Job", "idx", True)
+    job = wait_for(lambda: (j := batch.read_namespaced_job("idx", "default")).status.active == 2 and j,
+                   what="status.active")
+    assert job.status.start_time is not None
+    zero = next(p for p in pods if p.metadata.annotations["batch.kubernetes.io/job-completion-index"] == "0")
+    finish_pod(core, zero, "Succeeded")
+    # Index 2 starts in its place; the counted pod loses its finalizer but stays.
+    wait_for(lambda: "2" in [p.metadata.annotations["batch.kubernetes.io/job-completion-index"]
+                             for p in job_pods(core, "idx")], what="index 2 started")
+    wait_for(lambda: not core.read_namespaced_pod(zero.metadata.name, "default").metadata.finalizers,
+             what="finalizer removed")
+    job = wait_for(lambda: (j := batch.read_namespaced_job("idx", "default")).status.succeeded == 1 and j,
+                   what="one succeeded")
+    assert job.status.completed_indexes == "0"
+    for pod in job_pods(core, "idx"):
+        if pod.status.phase != "Succeeded":
+            finish_pod(core, pod, "Succeeded")
+    job, complete = wait_for(lambda: job_condition(batch, "idx", "Complete"), what="Complete")
+    assert complete.reason == "CompletionsReached"
+    assert job.status.succeeded == 3 and job.status.active == 0
+    assert job.status.completed_indexes == "0-2"
+    assert job.status.completion_time is not None
+    assert "SuccessCriteriaMet" in [c.type for c in job.status.conditions]
+    wait_for(lambda: ("Completed", "Job completed") in job_events(core, "idx"), what="Completed event")
+    created = [m for r, m in job_events(core, "idx") if r == "SuccessfulCreate"]
+    assert len(created) == 3 and all(m.startswith("Created pod: idx-") for m in created)
+    out = server.kubectl("get", "job", "idx", "--no-headers").stdout
+    assert "Complete" in out and "3/3" in out
+
+
+def test_a_suspended_job_starts_no_pods_until_resumed(cluster):
+    server, api = cluster
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job_body("later", suspend=True, parallelism=2, completions=2))
+    job, suspended = wait_for(lambda: job_condition(batch, "later", "Suspended"), what="Suspended")
+    assert suspended.reason == "JobSuspended" and suspended.message == "Job suspended"
+    assert not job_pods(core, "later") and job.status.start_time is None
+    batch.patch_namespaced_job("later", "default", {"spec": {"suspend": False}})
+    wait_for(lambda: len(job_pods(core, "later")) == 2, what="pods after resume")
+    job = batch.read_namespaced_job("later", "default")
+    cond = next(c for c in job.status.conditions if c.type == "Suspended")
+    assert (cond.status, cond.reason) == ("False", "JobResumed")
+    assert job.status.start_time is not None
+    # Suspending again stops the pods.
+    batch.patch_namespaced_job("later", "default", {"spec": {"suspend": True}})
+    wait_for(lambda: not job_pods(core, "later"), what="pods removed on suspend")
+    assert ("Suspended", "Job suspended") in job_events(core, "later")
+    assert ("Resumed", "Job resumed") in job_events(core, "later")
+
+
+def test_a_job_past_its_active_deadline_fails(cluster):
+    server, api = cluster
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job_body("slow", activeDeadlineSeconds=2))
+    wait_for(lambda: job_pods(core, "slow"), what="a pod")
+    job, failed = wait_for(lambda: job_condition(batch, "slow", "Failed"), timeout=30, what="Failed")
+    assert (failed.reason, failed.message) == ("DeadlineExceeded", "Job was active longer than specified deadline")
+    assert "FailureTarget" in [c.type for c in job.status.conditions]
+    assert job.status.active == 0 and job.status.failed == 1
+    wait_for(lambda: not job_pods(core, "slow"), what="pod deleted")
+    assert ("DeadlineExceeded", "Job was active longer than specified deadline") in job_events(core, "slow")
+
+
+def test_failed_pods_are_replaced_until_the_backoff_limit(cluster):
+    server, api = cluster
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job_body("flaky", backoffLimit=0))
+    pod = wait_for(lambda: job_pods(core, "flaky"), what="a pod")[0]
+    finish_pod(core, pod, "Failed")
+    job, failed = wait_for(lambda: job_condition(batch, "flaky", "Failed"), what="Failed")
+    assert (failed.reason, failed.message) == ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    assert job.status.failed == 1 and job.status.succeeded == 0
+    assert len(job_pods(core, "flaky")) == 1  # no replacement
+
+
+def test_a_finished_job_is_deleted_after_its_ttl(cluster):
+    server, api = cluster
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job_body("brief", ttlSecondsAfterFinished=1))
+    pod = wait_for(lambda: job_pods(core, "brief"), what="a pod")[0]
+    finish_pod(core, pod, "Succeeded")
+    wait_for(lambda: job_condition(batch, "brief", "Complete"), what="Complete")
+    wait_for(lambda: not batch.list_namespaced_job("default", field_selector="metadata.name=brief").items,
+             what="job deleted by TTL")
+    wait_for(lambda: not job_pods(core, "brief"), what="pods deleted with it")
+
+
+# ---------------------------------------------------------------- real pods
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+
+
+def mounts_under(path):
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    """A kite server with its node agent, so pods really run (busybox airgap image)."""
+    from conftest import KiteServer, in_own_netns, restore_cgroup_mounts
+
+    if os.geteuid() != 0:
+        pytest.skip("containers need root")
+    if not in_own_netns():
+        pytest.fail("refusing to run containers in the machine's network namespace; use tests/run.sh")
+    restore_cgroup_mounts()
+    workdir = str(tmp_path_factory.mktemp("node"))
+    server = KiteServer(workdir, port=6445)
+    server.agent = True
+    images = os.path.join(server.data_dir, "agent", "images")
+    os.makedirs(images)
+    r = subprocess.run([os.path.join(ROOT, "airgap/build-busybox-image.sh"),
+                        os.path.join(images, "busybox.tar")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    server.start()
+    api = config.new_client_from_config(config_file=server.kubeconfig)
+    core = client.CoreV1Api(api)
+    wait_for(lambda: core.list_namespaced_service_account(
+        "default", field_selector="metadata.name=default").items, what="default SA")
+    wait_for(lambda: [n for n in core.list_node().items for c in n.status.conditions or []
+                      if c.type == "Ready" and c.status == "True"], what="node Ready")
+    try:
+        yield server, api
+    finally:
+        try:
+            for pod in core.list_pod_for_all_namespaces().items:
+                if pod.metadata.finalizers:
+                    core.patch_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                                              {"metadata": {"finalizers": None}})
+                core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                                           grace_period_seconds=0)
+            wait_for(lambda: not core.list_pod_for_all_namespaces().items, timeout=30,
+                     what="pods removed")
+        finally:
+            server.stop()
+            for m in reversed(mounts_under(workdir)):
+                subprocess.run(["umount", "-l", m])
+    assert mounts_under(workdir) == []
+
+
+def test_a_real_job_with_completions_3_and_parallelism_2_completes(node):
+    server, api = node
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job_body("real", "sleep 1", completions=3, parallelism=2))
+    seen_active = set()
+
+    def complete():
+        job = batch.read_namespaced_job("real", "default")
+        seen_active.add(job.status.active or 0)
+        return job_condition(batch, "real", "Complete")
+
+    job, cond = wait_for(complete, timeout=90, interval=0.2, what="real job Complete")
+    assert job.status.succeeded == 3 and not job.status.failed
+    assert max(seen_active) <= 2
+    pods = job_pods(core, "real")
+    assert len(pods) == 3 and all(p.status.phase == "Succeeded" for p in pods)
+    assert all(not p.metadata.finalizers for p in pods)
+    out = server.kubectl("wait", "--for=condition=complete", "job/real", "--timeout=5s")
+    assert out.returncode == 0
+
+
+def test_a_real_job_that_keeps_failing_hits_its_backoff_limit(node):
+    server, api = node
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job_body("doomed", "exit 1", backoffLimit=1))
+    job, cond = wait_for(lambda: job_condition(batch, "doomed", "Failed"), timeout=90, interval=0.3,
+                         what="real job Failed")
+    assert cond.reason == "BackoffLimitExceeded"
+    assert cond.message == "Job has reached the specified backoff limit"
+    assert job.status.failed == 2
+    pods = job_pods(core, "doomed")
+    assert len(pods) == 2 and all(p.status.phase == "Failed" for p in pods)
+    assert ("BackoffLimitExceeded", "Job has reached the specified backoff limit") in job_events(core, "doomed")

@@ -3,7 +3,7 @@
 //! Start at [`run`]: it creates the informers the controllers share, then runs
 //! each controller, one module per controller: [`serviceaccount`] (the `default`
 //! ServiceAccount and `kube-root-ca.crt` in every namespace), [`replicaset`],
-//! [`deployment`], [`endpointslice`] and [`endpoints`] (what Services select)
+//! [`deployment`], [`job`] (with [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what Services select)
 //! and the garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
@@ -13,11 +13,14 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
+pub mod job;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod ttl;
 mod util;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kite_client::{Informer, WorkQueue};
@@ -57,6 +60,7 @@ pub async fn run(config: Config) {
     let services = Informer::new(Api::<Service>::all(client.clone()));
     let slices = Informer::new(Api::<EndpointSlice>::all(client.clone()));
     let endpoints = Informer::new(Api::<Endpoints>::all(client.clone()));
+    let jobs = Informer::new(Api::<Job>::all(client.clone()));
 
     let sa = serviceaccount::Controller::new(&config);
     let rs = replicaset::Controller::new(&config, replicasets.clone(), pods.clone());
@@ -64,6 +68,8 @@ pub async fn run(config: Config) {
     let eps =
         endpointslice::Controller::new(&config, services.clone(), pods.clone(), slices.clone());
     let ep = endpoints::Controller::new(&config, services.clone(), pods.clone(), endpoints.clone());
+    let job = job::Controller::new(&config, jobs.clone(), pods.clone());
+    let ttl = ttl::Controller::new(&config, jobs.clone());
     let gc = gc::GarbageCollector::new(&config);
 
     tokio::join!(
@@ -73,11 +79,14 @@ pub async fn run(config: Config) {
         services.run(),
         slices.run(),
         endpoints.run(),
+        jobs.run(),
         sa.run(),
         rs.run(),
         deploy.run(),
         eps.run(),
         ep.run(),
+        job.run(),
+        ttl.run(),
         gc.run(),
     );
 }
