@@ -55,7 +55,8 @@ def cluster(tmp_path_factory):
         core = client.CoreV1Api(api)
         for name in ["node-a", "node-b"]:
             make_node(core, name)
-        kubelets = FakeKubelets(api, ["node-a", "node-b", "node-c", "node-d"])
+        kubelets = FakeKubelets(api, ["node-a", "node-b", "node-c", "node-d",
+                                     "edge-1", "edge-2", "edge-3", "core-1"])
         wait_for(lambda: core.list_namespaced_service_account(
             "default", field_selector="metadata.name=default").items, what="default SA")
         yield server, api
@@ -401,6 +402,106 @@ def test_a_finished_job_is_deleted_after_its_ttl(cluster):
     wait_for(lambda: not batch.list_namespaced_job("default", field_selector="metadata.name=brief").items,
              what="job deleted by TTL")
     wait_for(lambda: not job_pods(core, "brief"), what="pods deleted with it")
+
+
+# ---------------------------------------------------------------- DaemonSets
+
+def ds_pods(core, name):
+    return [p for p in core.list_namespaced_pod("default", label_selector=f"app={name}").items
+            if not p.metadata.deletion_timestamp]
+
+
+def make_ready(core, pods):
+    for pod in pods:
+        if pod.spec.node_name and not any(c.type == "Ready" and c.status == "True"
+                                          for c in pod.status.conditions or []):
+            set_pod_status(core, pod.metadata.name, None, True)
+
+
+def test_a_daemonset_runs_one_pod_per_eligible_node_and_rolls_updates(cluster):
+    server, api = cluster
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    make_node(core, "edge-1", labels={"role": "edge"})
+    make_node(core, "edge-2", labels={"role": "edge"},
+              taints=[{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}])
+    make_node(core, "edge-3", labels={"role": "edge"},
+              taints=[{"key": "dedicated", "value": "x", "effect": "NoSchedule"}])
+    make_node(core, "core-1", labels={"role": "core"})
+    apps.create_namespaced_daemon_set("default", {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                 "template": {"metadata": {"labels": {"app": "agent"}},
+                              "spec": {"nodeSelector": {"role": "edge"},
+                                       "containers": [{"name": "c", "image": "busybox"}]}}},
+    })
+    pods = wait_for(lambda: (p := ds_pods(core, "agent")) and len(p) == 2
+                    and all(x.spec.node_name for x in p) and p, what="two bound daemon pods")
+    assert sorted(p.spec.node_name for p in pods) == ["edge-1", "edge-2"]
+    revisions = client.AppsV1Api(api).list_namespaced_controller_revision("default").items
+    rev = [r for r in revisions if r.metadata.owner_references[0].name == "agent"]
+    assert len(rev) == 1 and rev[0].revision == 1
+    first_hash = rev[0].metadata.labels["controller-revision-hash"]
+    assert rev[0].metadata.name == f"agent-{first_hash}"
+    for pod in pods:
+        assert pod.metadata.labels["controller-revision-hash"] == first_hash
+        assert pod.metadata.labels["pod-template-generation"] == "1"
+        term = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution \
+            .node_selector_terms[0]
+        assert [(f.key, f.operator, f.values) for f in term.match_fields] == \
+            [("metadata.name", "In", [pod.spec.node_name])]
+        keys = {(t.key, t.effect) for t in pod.spec.tolerations}
+        assert ("node.kubernetes.io/unreachable", "NoExecute") in keys
+        assert ("node.kubernetes.io/not-ready", "NoExecute") in keys
+        assert ("node.kubernetes.io/unschedulable", "NoSchedule") in keys
+    ds = apps.read_namespaced_daemon_set("agent", "default")
+    assert ds.status.desired_number_scheduled == 2 and ds.status.current_number_scheduled == 2
+    make_ready(core, pods)
+    wait_for(lambda: apps.read_namespaced_daemon_set("agent", "default").status.number_available == 2,
+             what="two available")
+
+    # A node that starts to qualify gets a pod.
+    core.patch_node("core-1", {"metadata": {"labels": {"role": "edge"}}})
+    wait_for(lambda: "core-1" in [p.spec.node_name for p in ds_pods(core, "agent")], what="pod on core-1")
+    make_ready(core, ds_pods(core, "agent"))
+
+    # A new template rolls out node by node.
+    apps.patch_namespaced_daemon_set("agent", "default", {"spec": {"template": {"spec": {
+        "containers": [{"name": "c", "image": "busybox:2"}]}}}})
+    most_unavailable = 0
+
+    def rolled():
+        nonlocal most_unavailable
+        pods = ds_pods(core, "agent")
+        make_ready(core, pods)
+        ds = apps.read_namespaced_daemon_set("agent", "default")
+        most_unavailable = max(most_unavailable, ds.status.number_unavailable or 0)
+        images = [p.spec.containers[0].image for p in pods]
+        return (len(pods) == 3 and images == ["busybox:2"] * 3
+                and ds.status.updated_number_scheduled == 3 and ds.status.number_available == 3
+                and ds.status.observed_generation == ds.metadata.generation and ds)
+
+    ds = wait_for(rolled, timeout=30, what="rolled out")
+    assert most_unavailable <= 1
+    revs = sorted((r.revision, r.metadata.name) for r in
+                  apps.list_namespaced_controller_revision("default").items
+                  if r.metadata.owner_references[0].name == "agent")
+    assert [n for n, _ in revs] == [1, 2]
+    new_hash = revs[1][1].rsplit("-", 1)[1]
+    assert all(p.metadata.labels["controller-revision-hash"] == new_hash for p in ds_pods(core, "agent"))
+    out = server.kubectl("rollout", "history", "daemonset/agent").stdout
+    assert "1" in out and "2" in out
+    events = [(e.reason, e.message) for e in core.list_namespaced_event(
+        "default", field_selector="involvedObject.name=agent").items]
+    assert any(r == "SuccessfulCreate" and m.startswith("Created pod: agent-") for r, m in events)
+    assert any(r == "SuccessfulDelete" for r, _ in events)
+
+    # A node that stops qualifying loses its pod.
+    core.patch_node("core-1", {"metadata": {"labels": {"role": "core"}}})
+    wait_for(lambda: "core-1" not in [p.spec.node_name for p in ds_pods(core, "agent")],
+             what="pod removed from core-1")
+    apps.delete_namespaced_daemon_set("agent", "default")
+    wait_for(lambda: not ds_pods(core, "agent"), what="daemon pods collected")
 
 
 # ---------------------------------------------------------------- real pods

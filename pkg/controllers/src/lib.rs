@@ -3,25 +3,28 @@
 //! Start at [`run`]: it creates the informers the controllers share, then runs
 //! each controller, one module per controller: [`serviceaccount`] (the `default`
 //! ServiceAccount and `kube-root-ca.crt` in every namespace), [`replicaset`],
-//! [`deployment`], [`job`] (with [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what Services select)
+//! [`deployment`], [`daemonset`] (with [`history`] for ControllerRevisions), [`job`] (with [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what Services select)
 //! and the garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
 //! controllers: reconciles are idempotent and may requeue themselves.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
+pub mod history;
 pub mod job;
+mod nodes;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod ttl;
 mod util;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kite_client::{Informer, WorkQueue};
 use kube::api::Api;
@@ -61,6 +64,9 @@ pub async fn run(config: Config) {
     let slices = Informer::new(Api::<EndpointSlice>::all(client.clone()));
     let endpoints = Informer::new(Api::<Endpoints>::all(client.clone()));
     let jobs = Informer::new(Api::<Job>::all(client.clone()));
+    let nodes = Informer::new(Api::<Node>::all(client.clone()));
+    let daemonsets = Informer::new(Api::<DaemonSet>::all(client.clone()));
+    let revisions = Informer::new(Api::<ControllerRevision>::all(client.clone()));
 
     let sa = serviceaccount::Controller::new(&config);
     let rs = replicaset::Controller::new(&config, replicasets.clone(), pods.clone());
@@ -70,6 +76,13 @@ pub async fn run(config: Config) {
     let ep = endpoints::Controller::new(&config, services.clone(), pods.clone(), endpoints.clone());
     let job = job::Controller::new(&config, jobs.clone(), pods.clone());
     let ttl = ttl::Controller::new(&config, jobs.clone());
+    let ds = daemonset::Controller::new(
+        &config,
+        daemonsets.clone(),
+        pods.clone(),
+        nodes.clone(),
+        revisions.clone(),
+    );
     let gc = gc::GarbageCollector::new(&config);
 
     tokio::join!(
@@ -80,6 +93,9 @@ pub async fn run(config: Config) {
         slices.run(),
         endpoints.run(),
         jobs.run(),
+        nodes.run(),
+        daemonsets.run(),
+        revisions.run(),
         sa.run(),
         rs.run(),
         deploy.run(),
@@ -87,6 +103,7 @@ pub async fn run(config: Config) {
         ep.run(),
         job.run(),
         ttl.run(),
+        ds.run(),
         gc.run(),
     );
 }
