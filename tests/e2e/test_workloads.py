@@ -197,25 +197,25 @@ def test_headless_service_publishes_hostnames_and_not_ready_addresses(cluster):
     server, api = cluster
     core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
     core.create_namespaced_service("default", {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
-        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "publishNotReadyAddresses": True,
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "pg"},
+        "spec": {"clusterIP": "None", "selector": {"app": "pg"}, "publishNotReadyAddresses": True,
                  "ports": [{"name": "pg", "port": 5432}]},
     })
-    running_pod(core, "db-0", {"app": "db"}, "10.42.2.1", ready=False, hostname="db-0", subdomain="db")
-    running_pod(core, "db-x", {"app": "db"}, "10.42.2.2", hostname="db-x", subdomain="elsewhere")
-    eps = wait_for(lambda: (e := endpoints_by_ip(slices_of(discovery, "db"))) and len(e) == 2 and e,
+    running_pod(core, "pg-0", {"app": "pg"}, "10.42.2.1", ready=False, hostname="pg-0", subdomain="pg")
+    running_pod(core, "pg-x", {"app": "pg"}, "10.42.2.2", hostname="pg-x", subdomain="elsewhere")
+    eps = wait_for(lambda: (e := endpoints_by_ip(slices_of(discovery, "pg"))) and len(e) == 2 and e,
                    what="two endpoints")
-    assert eps["10.42.2.1"].hostname == "db-0"
+    assert eps["10.42.2.1"].hostname == "pg-0"
     assert eps["10.42.2.2"].hostname is None
     assert conditions(eps["10.42.2.1"]) == (True, False, False)
-    s = slices_of(discovery, "db")[0]
+    s = slices_of(discovery, "pg")[0]
     assert s.metadata.labels["service.kubernetes.io/headless"] == ""
-    ep = wait_for(lambda: (e := core.read_namespaced_endpoints("db", "default")).subsets and e,
+    ep = wait_for(lambda: (e := core.read_namespaced_endpoints("pg", "default")).subsets and e,
                   what="Endpoints")
     addresses = {a.ip: a for a in ep.subsets[0].addresses}
     assert set(addresses) == {"10.42.2.1", "10.42.2.2"}
     assert not ep.subsets[0].not_ready_addresses
-    assert addresses["10.42.2.1"].hostname == "db-0"
+    assert addresses["10.42.2.1"].hostname == "pg-0"
     assert ep.metadata.labels["service.kubernetes.io/headless"] == ""
 
 
@@ -504,6 +504,104 @@ def test_a_daemonset_runs_one_pod_per_eligible_node_and_rolls_updates(cluster):
     wait_for(lambda: not ds_pods(core, "agent"), what="daemon pods collected")
 
 
+# ---------------------------------------------------------------- StatefulSets
+
+def sts_body(name, replicas, command="sleep 3600", **spec):
+    return {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
+        "spec": {"serviceName": name, "replicas": replicas,
+                 "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"terminationGracePeriodSeconds": 1,
+                                       "containers": [{"name": "c", "image": "busybox",
+                                                       "command": ["sh", "-c", command]}]}},
+                 **spec},
+    }
+
+
+def ordinals(core, name):
+    return sorted(int(p.metadata.labels["apps.kubernetes.io/pod-index"])
+                  for p in core.list_namespaced_pod("default", label_selector=f"app={name}").items)
+
+
+def test_a_statefulset_creates_pods_in_order_with_claims_and_scales_down_from_the_top(cluster):
+    server, api = cluster
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    apps.create_namespaced_stateful_set("default", sts_body("db", 3, volumeClaimTemplates=[{
+        "metadata": {"name": "data", "labels": {"tier": "storage"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]))
+    seen = []
+    for ordinal in range(3):
+        wait_for(lambda: ordinals(core, "db") == list(range(ordinal + 1)), what=f"pod {ordinal}")
+        time.sleep(0.3)
+        # The next pod waits for this one to be ready.
+        assert ordinals(core, "db") == list(range(ordinal + 1))
+        pod = wait_for(lambda: (p := core.read_namespaced_pod(f"db-{ordinal}", "default")).spec.node_name
+                       and p, what="bound")
+        seen.append(pod)
+        set_pod_status(core, f"db-{ordinal}", None, True)
+    pod = seen[1]
+    labels = pod.metadata.labels
+    assert labels["statefulset.kubernetes.io/pod-name"] == "db-1"
+    assert labels["apps.kubernetes.io/pod-index"] == "1"
+    assert labels["controller-revision-hash"].startswith("db-")
+    assert (pod.spec.hostname, pod.spec.subdomain) == ("db-1", "db")
+    claim = [v for v in pod.spec.volumes if v.name == "data"][0].persistent_volume_claim.claim_name
+    assert claim == "data-db-1"
+    pvcs = {c.metadata.name: c for c in core.list_namespaced_persistent_volume_claim("default").items}
+    assert {"data-db-0", "data-db-1", "data-db-2"} <= set(pvcs)
+    assert pvcs["data-db-0"].metadata.labels == {"tier": "storage", "app": "db"}
+    sts = wait_for(lambda: (x := apps.read_namespaced_stateful_set("db", "default")).status.ready_replicas == 3
+                   and x, what="3 ready")
+    assert sts.status.replicas == 3 and sts.status.updated_replicas == 3
+    assert sts.status.current_revision == sts.status.update_revision == labels["controller-revision-hash"]
+    events = [(e.reason, e.message) for e in core.list_namespaced_event(
+        "default", field_selector="involvedObject.name=db").items]
+    assert ("SuccessfulCreate", "create Pod db-0 in StatefulSet db successful") in events
+    assert ("SuccessfulCreate", "create Claim data-db-0 Pod db-0 in StatefulSet db success") in events
+
+    # A rolling update with partition 1 replaces db-2, then db-1, never db-0.
+    apps.patch_namespaced_stateful_set("db", "default", {"spec": {
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}},
+        "template": {"metadata": {"annotations": {"v": "2"}}}}})
+
+    def updated():
+        pods = {p.metadata.name: p for p in core.list_namespaced_pod("default", label_selector="app=db").items}
+        for name, p in pods.items():
+            if p.spec.node_name and not p.metadata.deletion_timestamp and not any(
+                    c.type == "Ready" and c.status == "True" for c in p.status.conditions or []):
+                set_pod_status(core, name, None, True)
+        sts = apps.read_namespaced_stateful_set("db", "default")
+        return sts.status.updated_replicas == 2 and sts.status.ready_replicas == 3 and (sts, pods)
+
+    sts, pods = wait_for(updated, timeout=30, what="two pods updated")
+    assert sts.status.update_revision != sts.status.current_revision
+    assert pods["db-0"].metadata.labels["controller-revision-hash"] == sts.status.current_revision
+    assert pods["db-2"].metadata.labels["controller-revision-hash"] == sts.status.update_revision
+    assert (pods["db-0"].metadata.annotations or {}).get("v") is None
+
+    # Scale down removes db-2 before db-1; claims stay.
+    apps.patch_namespaced_stateful_set("db", "default", {"spec": {"replicas": 1}})
+    orders = []
+    wait_for(lambda: (o := ordinals(core, "db")) and (orders.append(o) or o == [0]),
+             interval=0.05, what="scaled to 1")
+    # Never a gap: db-2 goes before db-1.
+    assert all(o in ([0, 1, 2], [0, 1], [0]) for o in orders), orders
+    pvcs = [c.metadata.name for c in core.list_namespaced_persistent_volume_claim("default").items]
+    assert "data-db-2" in pvcs
+    apps.delete_namespaced_stateful_set("db", "default")
+    wait_for(lambda: not ordinals(core, "db"), what="pods collected")
+
+
+def test_a_parallel_statefulset_creates_all_pods_at_once(cluster):
+    server, api = cluster
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    apps.create_namespaced_stateful_set("default", sts_body("par", 3, podManagementPolicy="Parallel"))
+    wait_for(lambda: ordinals(core, "par") == [0, 1, 2], what="three pods")
+    apps.delete_namespaced_stateful_set("par", "default")
+    wait_for(lambda: not ordinals(core, "par"), what="pods collected")
+
+
 # ---------------------------------------------------------------- real pods
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
@@ -538,18 +636,29 @@ def node(tmp_path_factory):
     core = client.CoreV1Api(api)
     wait_for(lambda: core.list_namespaced_service_account(
         "default", field_selector="metadata.name=default").items, what="default SA")
-    wait_for(lambda: [n for n in core.list_node().items for c in n.status.conditions or []
+    wait_for(lambda: [n for n in core.list_node().items
+                      for c in (n.status.conditions if n.status else None) or []
                       if c.type == "Ready" and c.status == "True"], what="node Ready")
     try:
         yield server, api
     finally:
         try:
+            # Owners first, so nothing recreates the pods removed below.
+            apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+            for sts in apps.list_namespaced_stateful_set("default").items:
+                apps.delete_namespaced_stateful_set(sts.metadata.name, "default")
+            for job in batch.list_namespaced_job("default").items:
+                batch.delete_namespaced_job(job.metadata.name, "default", propagation_policy="Background")
             for pod in core.list_pod_for_all_namespaces().items:
-                if pod.metadata.finalizers:
-                    core.patch_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
-                                              {"metadata": {"finalizers": None}})
-                core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
-                                           grace_period_seconds=0)
+                try:
+                    if pod.metadata.finalizers:
+                        core.patch_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                                                  {"metadata": {"finalizers": None}})
+                    core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                                               grace_period_seconds=0)
+                except ApiException as e:
+                    if e.status != 404:  # the garbage collector was quicker
+                        raise
             wait_for(lambda: not core.list_pod_for_all_namespaces().items, timeout=30,
                      what="pods removed")
         finally:
@@ -592,3 +701,32 @@ def test_a_real_job_that_keeps_failing_hits_its_backoff_limit(node):
     pods = job_pods(core, "doomed")
     assert len(pods) == 2 and all(p.status.phase == "Failed" for p in pods)
     assert ("BackoffLimitExceeded", "Job has reached the specified backoff limit") in job_events(core, "doomed")
+
+
+def test_a_real_statefulset_starts_in_order_and_scales_down_from_the_highest(node):
+    server, api = node
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    apps.create_namespaced_stateful_set("default", sts_body(
+        "web", 3, command="trap 'exit 0' TERM; sleep 3600 & wait"))
+    seen = []
+
+    def three_ready():
+        seen.append(ordinals(core, "web"))
+        sts = apps.read_namespaced_stateful_set("web", "default")
+        return sts.status.ready_replicas == 3
+
+    wait_for(three_ready, timeout=90, interval=0.1, what="three ready pods")
+    # Never a gap in the ordinals, and each pod was made only once its
+    # predecessor was ready.
+    assert all(o == list(range(len(o))) for o in seen), seen
+    pods = {p.metadata.name: p for p in core.list_namespaced_pod("default", label_selector="app=web").items}
+    for n in (1, 2):
+        ready = next(c for c in pods[f"web-{n - 1}"].status.conditions if c.type == "Ready")
+        assert pods[f"web-{n}"].metadata.creation_timestamp >= ready.last_transition_time
+    apps.patch_namespaced_stateful_set("web", "default", {"spec": {"replicas": 1}})
+    shrinking = []
+    wait_for(lambda: (o := ordinals(core, "web")) and (shrinking.append(o) or o == [0]),
+             timeout=60, interval=0.1, what="scaled down to one")
+    assert all(o in ([0, 1, 2], [0, 1], [0]) for o in shrinking), shrinking
+    apps.delete_namespaced_stateful_set("web", "default")
+    wait_for(lambda: not ordinals(core, "web"), timeout=60, what="pods gone")

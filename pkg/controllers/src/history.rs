@@ -69,7 +69,8 @@ pub(crate) async fn sync(
     let owner_name = owner.name.clone().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(client.clone(), &namespace);
     let existing = revisions_of(revisions, owner);
-    let hash = template_hash(template, collision_count);
+    // No collisions yet, whether the status says 0 or nothing, is one hash.
+    let hash = template_hash(template, collision_count.filter(|c| *c != 0));
     let name = format!("{owner_name}-{hash}");
     let max = existing.iter().map(|r| r.revision).max().unwrap_or(0);
     let found = existing

@@ -3,7 +3,7 @@
 //! Start at [`run`]: it creates the informers the controllers share, then runs
 //! each controller, one module per controller: [`serviceaccount`] (the `default`
 //! ServiceAccount and `kube-root-ca.crt` in every namespace), [`replicaset`],
-//! [`deployment`], [`daemonset`] (with [`history`] for ControllerRevisions), [`job`] (with [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what Services select)
+//! [`deployment`], [`statefulset`], [`daemonset`] (with [`history`] for ControllerRevisions), [`job`] (with [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what Services select)
 //! and the garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
@@ -19,10 +19,13 @@ pub mod job;
 mod nodes;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod ttl;
 mod util;
 
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -67,6 +70,7 @@ pub async fn run(config: Config) {
     let nodes = Informer::new(Api::<Node>::all(client.clone()));
     let daemonsets = Informer::new(Api::<DaemonSet>::all(client.clone()));
     let revisions = Informer::new(Api::<ControllerRevision>::all(client.clone()));
+    let statefulsets = Informer::new(Api::<StatefulSet>::all(client.clone()));
 
     let sa = serviceaccount::Controller::new(&config);
     let rs = replicaset::Controller::new(&config, replicasets.clone(), pods.clone());
@@ -83,6 +87,12 @@ pub async fn run(config: Config) {
         nodes.clone(),
         revisions.clone(),
     );
+    let sts = statefulset::Controller::new(
+        &config,
+        statefulsets.clone(),
+        pods.clone(),
+        revisions.clone(),
+    );
     let gc = gc::GarbageCollector::new(&config);
 
     tokio::join!(
@@ -96,6 +106,7 @@ pub async fn run(config: Config) {
         nodes.run(),
         daemonsets.run(),
         revisions.run(),
+        statefulsets.run(),
         sa.run(),
         rs.run(),
         deploy.run(),
@@ -104,6 +115,7 @@ pub async fn run(config: Config) {
         job.run(),
         ttl.run(),
         ds.run(),
+        sts.run(),
         gc.run(),
     );
 }
