@@ -395,7 +395,7 @@ def test_failed_pods_are_replaced_until_the_backoff_limit(cluster):
 def test_a_finished_job_is_deleted_after_its_ttl(cluster):
     server, api = cluster
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
-    batch.create_namespaced_job("default", job_body("brief", ttlSecondsAfterFinished=1))
+    batch.create_namespaced_job("default", job_body("brief", ttlSecondsAfterFinished=3))
     pod = wait_for(lambda: job_pods(core, "brief"), what="a pod")[0]
     finish_pod(core, pod, "Succeeded")
     wait_for(lambda: job_condition(batch, "brief", "Complete"), what="Complete")
@@ -454,8 +454,10 @@ def test_a_daemonset_runs_one_pod_per_eligible_node_and_rolls_updates(cluster):
         assert ("node.kubernetes.io/unreachable", "NoExecute") in keys
         assert ("node.kubernetes.io/not-ready", "NoExecute") in keys
         assert ("node.kubernetes.io/unschedulable", "NoSchedule") in keys
-    ds = apps.read_namespaced_daemon_set("agent", "default")
-    assert ds.status.desired_number_scheduled == 2 and ds.status.current_number_scheduled == 2
+    # The status follows the pods the cache has seen.
+    wait_for(lambda: (st := apps.read_namespaced_daemon_set("agent", "default").status)
+             and (st.desired_number_scheduled, st.current_number_scheduled, st.number_ready) == (2, 2, 0),
+             what="status counts the two pods")
     make_ready(core, pods)
     wait_for(lambda: apps.read_namespaced_daemon_set("agent", "default").status.number_available == 2,
              what="two available")
@@ -600,6 +602,91 @@ def test_a_parallel_statefulset_creates_all_pods_at_once(cluster):
     wait_for(lambda: ordinals(core, "par") == [0, 1, 2], what="three pods")
     apps.delete_namespaced_stateful_set("par", "default")
     wait_for(lambda: not ordinals(core, "par"), what="pods collected")
+
+
+# ---------------------------------------------------------------- CronJobs
+
+def cronjob_body(name, schedule="* * * * *", **spec):
+    return {
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
+        "spec": {"schedule": schedule, "jobTemplate": {
+            "metadata": {"labels": {"cron": name}},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "c", "image": "busybox", "command": ["true"]}]}}}}, **spec},
+    }
+
+
+def minutes_ago(n):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60 * n))
+
+
+def test_a_cronjob_runs_its_missed_time_and_keeps_its_history_limit(cluster):
+    server, api = cluster
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    batch.create_namespaced_cron_job("default", cronjob_body(
+        "tick", concurrencyPolicy="Forbid", successfulJobsHistoryLimit=0))
+    # As if the controller had last run it three minutes ago: the latest missed
+    # time (this minute) runs now.
+    batch.patch_namespaced_cron_job_status("tick", "default", {"status": {"lastScheduleTime": minutes_ago(3)}})
+    jobs = wait_for(lambda: batch.list_namespaced_job("default", label_selector="cron=tick").items,
+                    what="a job")
+    assert len(jobs) == 1
+    job = jobs[0]
+    minute = int(time.time()) // 60
+    assert job.metadata.name in (f"tick-{minute}", f"tick-{minute - 1}")
+    scheduled = int(job.metadata.name.rsplit("-", 1)[1]) * 60
+    assert job.metadata.annotations["batch.kubernetes.io/cronjob-scheduled-timestamp"] == \
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(scheduled))
+    owner = job.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.controller) == ("CronJob", "tick", True)
+    cj = wait_for(lambda: (c := batch.read_namespaced_cron_job("tick", "default")).status.active and c,
+                  what="status.active")
+    assert [a.name for a in cj.status.active] == [job.metadata.name]
+    assert int(cj.status.last_schedule_time.timestamp()) == scheduled
+    events = lambda: [(e.reason, e.message) for e in core.list_namespaced_event(
+        "default", field_selector="involvedObject.name=tick").items]
+    wait_for(lambda: ("SuccessfulCreate", f"Created job {job.metadata.name}") in events(),
+             what="SuccessfulCreate event")
+    out = server.kubectl("get", "cronjob", "tick", "--no-headers").stdout
+    assert "* * * * *" in out
+
+    # The job finishes: the controller sees it, records the success and, with a
+    # history limit of 0, deletes it.
+    pod = wait_for(lambda: job_pods(core, job.metadata.name), what="job pod")[0]
+    finish_pod(core, pod, "Succeeded")
+    wait_for(lambda: ("SawCompletedJob", f"Saw completed job: {job.metadata.name}, condition: Complete")
+             in events(), what="SawCompletedJob")
+    wait_for(lambda: not batch.list_namespaced_job("default", label_selector="cron=tick").items,
+             what="job removed by the history limit")
+    cj = wait_for(lambda: (c := batch.read_namespaced_cron_job("tick", "default")).status.last_successful_time
+                  and c, what="lastSuccessfulTime")
+    assert not cj.status.active
+    assert ("SuccessfulDelete", f"Deleted job {job.metadata.name}") in events()
+    batch.delete_namespaced_cron_job("tick", "default")
+
+
+def test_a_suspended_cronjob_or_one_past_its_starting_deadline_starts_nothing(cluster):
+    server, api = cluster
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_cron_job("default", cronjob_body("paused", suspend=True))
+    batch.patch_namespaced_cron_job_status("paused", "default", {"status": {"lastScheduleTime": minutes_ago(3)}})
+    # An hourly schedule whose last run is long past, with a 10 s starting deadline:
+    # only a time within the last 10 s would run.
+    batch.create_namespaced_cron_job("default", cronjob_body(
+        "late", schedule="@hourly", startingDeadlineSeconds=10))
+    now = time.gmtime()
+    if now.tm_min == 0 and now.tm_sec < 15:
+        time.sleep(16)  # stay clear of the top of the hour
+    batch.patch_namespaced_cron_job_status("late", "default", {"status": {"lastScheduleTime": minutes_ago(180)}})
+    time.sleep(1.5)
+    assert not batch.list_namespaced_job("default", label_selector="cron=paused").items
+    assert not batch.list_namespaced_job("default", label_selector="cron=late").items
+    # Unsuspended, the missed time runs.
+    batch.patch_namespaced_cron_job("paused", "default", {"spec": {"suspend": False}})
+    wait_for(lambda: batch.list_namespaced_job("default", label_selector="cron=paused").items,
+             what="job after unsuspending")
+    for name in ["paused", "late"]:
+        batch.delete_namespaced_cron_job(name, "default")
 
 
 # ---------------------------------------------------------------- real pods

@@ -3,12 +3,14 @@
 //! Start at [`run`]: it creates the informers the controllers share, then runs
 //! each controller, one module per controller: [`serviceaccount`] (the `default`
 //! ServiceAccount and `kube-root-ca.crt` in every namespace), [`replicaset`],
-//! [`deployment`], [`statefulset`], [`daemonset`] (with [`history`] for ControllerRevisions), [`job`] (with [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what Services select)
+//! [`deployment`], [`statefulset`], [`cronjob`] (schedules in [`cron`]), [`daemonset`] (with [`history`] for ControllerRevisions), [`job`] (with [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what Services select)
 //! and the garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
 //! controllers: reconciles are idempotent and may requeue themselves.
 
+pub mod cron;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -26,7 +28,7 @@ mod util;
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kite_client::{Informer, WorkQueue};
@@ -67,6 +69,7 @@ pub async fn run(config: Config) {
     let slices = Informer::new(Api::<EndpointSlice>::all(client.clone()));
     let endpoints = Informer::new(Api::<Endpoints>::all(client.clone()));
     let jobs = Informer::new(Api::<Job>::all(client.clone()));
+    let cronjobs = Informer::new(Api::<CronJob>::all(client.clone()));
     let nodes = Informer::new(Api::<Node>::all(client.clone()));
     let daemonsets = Informer::new(Api::<DaemonSet>::all(client.clone()));
     let revisions = Informer::new(Api::<ControllerRevision>::all(client.clone()));
@@ -93,6 +96,7 @@ pub async fn run(config: Config) {
         pods.clone(),
         revisions.clone(),
     );
+    let cj = cronjob::Controller::new(&config, cronjobs.clone(), jobs.clone());
     let gc = gc::GarbageCollector::new(&config);
 
     tokio::join!(
@@ -103,6 +107,7 @@ pub async fn run(config: Config) {
         slices.run(),
         endpoints.run(),
         jobs.run(),
+        cronjobs.run(),
         nodes.run(),
         daemonsets.run(),
         revisions.run(),
@@ -114,6 +119,7 @@ pub async fn run(config: Config) {
         ep.run(),
         job.run(),
         ttl.run(),
+        cj.run(),
         ds.run(),
         sts.run(),
         gc.run(),
