@@ -273,6 +273,8 @@ def test_scheduler_and_controllers_hold_leases(cluster):
 
 
 def test_disable_scheduler_leaves_pods_pending(tmp_path):
+    from conftest import KiteServer
+
     server = KiteServer(str(tmp_path), port=6444)
     server.start(extra=["--disable-scheduler"])
     try:

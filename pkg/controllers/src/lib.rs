@@ -3,20 +3,38 @@
 //! Start at [`run`]: it creates the informers the controllers share, then runs
 //! each controller, one module per controller: [`serviceaccount`] (the `default`
 //! ServiceAccount and `kube-root-ca.crt` in every namespace), [`replicaset`],
-//! [`deployment`], the garbage collector [`gc`] and node IPAM ([`nodeipam`]). Each controller keeps a work
+//! [`deployment`], [`statefulset`], [`cronjob`] (schedules in [`cron`]),
+//! [`daemonset`] (with [`history`] for ControllerRevisions), [`job`] (with
+//! [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what
+//! Services select), node IPAM ([`nodeipam`]: each node's pod CIDR) and the
+//! garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
 //! controllers: reconciles are idempotent and may requeue themselves.
 
+pub mod cron;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod gc;
+pub mod history;
+pub mod job;
 pub mod nodeipam;
+mod nodes;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
+pub mod ttl;
 mod util;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kite_client::{Informer, WorkQueue};
 use kube::api::Api;
 use std::future::Future;
@@ -54,23 +72,65 @@ pub async fn run(config: Config) {
     let pods = Informer::new(Api::<Pod>::all(client.clone()));
     let replicasets = Informer::new(Api::<ReplicaSet>::all(client.clone()));
     let deployments = Informer::new(Api::<Deployment>::all(client.clone()));
+    let services = Informer::new(Api::<Service>::all(client.clone()));
+    let slices = Informer::new(Api::<EndpointSlice>::all(client.clone()));
+    let endpoints = Informer::new(Api::<Endpoints>::all(client.clone()));
+    let jobs = Informer::new(Api::<Job>::all(client.clone()));
+    let cronjobs = Informer::new(Api::<CronJob>::all(client.clone()));
+    let nodes = Informer::new(Api::<Node>::all(client.clone()));
+    let daemonsets = Informer::new(Api::<DaemonSet>::all(client.clone()));
+    let revisions = Informer::new(Api::<ControllerRevision>::all(client.clone()));
+    let statefulsets = Informer::new(Api::<StatefulSet>::all(client.clone()));
 
     let sa = serviceaccount::Controller::new(&config);
     let rs = replicaset::Controller::new(&config, replicasets.clone(), pods.clone());
     let deploy = deployment::Controller::new(&config, deployments.clone(), replicasets.clone());
+    let eps =
+        endpointslice::Controller::new(&config, services.clone(), pods.clone(), slices.clone());
+    let ep = endpoints::Controller::new(&config, services.clone(), pods.clone(), endpoints.clone());
+    let job = job::Controller::new(&config, jobs.clone(), pods.clone());
+    let ttl = ttl::Controller::new(&config, jobs.clone());
+    let ds = daemonset::Controller::new(
+        &config,
+        daemonsets.clone(),
+        pods.clone(),
+        nodes.clone(),
+        revisions.clone(),
+    );
+    let sts = statefulset::Controller::new(
+        &config,
+        statefulsets.clone(),
+        pods.clone(),
+        revisions.clone(),
+    );
+    let cj = cronjob::Controller::new(&config, cronjobs.clone(), jobs.clone());
     let gc = gc::GarbageCollector::new(&config);
-    let nodes = Informer::new(Api::<Node>::all(client.clone()));
     let ipam = nodeipam::Controller::new(&config, nodes.clone());
 
     tokio::join!(
         pods.run(),
         replicasets.run(),
         deployments.run(),
+        services.run(),
+        slices.run(),
+        endpoints.run(),
+        jobs.run(),
+        cronjobs.run(),
+        nodes.run(),
+        daemonsets.run(),
+        revisions.run(),
+        statefulsets.run(),
         sa.run(),
         rs.run(),
         deploy.run(),
+        eps.run(),
+        ep.run(),
+        job.run(),
+        ttl.run(),
+        cj.run(),
+        ds.run(),
+        sts.run(),
         gc.run(),
-        nodes.run(),
         async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;
