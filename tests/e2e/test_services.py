@@ -157,3 +157,45 @@ def test_pods_reach_the_apiserver_as_kubernetes_default(cluster):
                or "401" in message or "403" in message)
     assert reached, message
     assert "No route" not in message and "refused" not in message.lower(), message
+
+
+def test_a_deployment_behind_a_selector_service_is_balanced_and_scaling_to_zero_refuses(cluster):
+    """The EndpointSlice controller, the proxy and the kubelet together: 30
+    requests reach all 3 replicas; with 0 replicas a request fails at once."""
+    _, api, core = cluster
+    apps = client.AppsV1Api(api)
+    template = pod_spec("unused", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www")
+    template["metadata"] = {"labels": {"app": "web3"}}
+    template["spec"]["containers"][0]["readinessProbe"] = {"tcpSocket": {"port": 80}, "periodSeconds": 1}
+    apps.create_namespaced_deployment("default", {
+        "metadata": {"name": "web3"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web3"}},
+                 "template": {"metadata": template["metadata"], "spec": template["spec"]}}})
+    svc = core.create_namespaced_service("default", {
+        "metadata": {"name": "web3"},
+        "spec": {"selector": {"app": "web3"}, "ports": [{"port": 80, "targetPort": 80}]}})
+    ip_ = svc.spec.cluster_ip
+
+    def ready_endpoints():
+        slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+            "default", label_selector="kubernetes.io/service-name=web3").items
+        return sum(1 for s in slices for e in (s.endpoints or []) if e.conditions.ready)
+
+    wait_for(lambda: ready_endpoints() == 3, timeout=60, what="3 ready endpoints")
+    wait_for(lambda: _rules().count("dnat to 10.42.") >= 3 + 2, timeout=10, what="endpoints programmed")
+    seen = set()
+    for _ in range(30):
+        with urllib.request.urlopen(f"http://{ip_}/", timeout=5) as r:
+            seen.add(r.read().decode().strip())
+    pods = {p.metadata.name for p in core.list_namespaced_pod("default", label_selector="app=web3").items}
+    assert seen == pods, (seen, pods)
+
+    apps.patch_namespaced_deployment_scale("web3", "default", {"spec": {"replicas": 0}})
+    wait_for(lambda: f"{ip_} . tcp . 80 : goto reject-chain" in _rules(), timeout=30,
+             what="service without endpoints")
+    with socket.socket() as s:
+        s.settimeout(5)
+        started = time.monotonic()
+        assert s.connect_ex((ip_, 80)) != 0
+        assert time.monotonic() - started < 1.0
+    apps.delete_namespaced_deployment("web3", "default")
