@@ -24,7 +24,7 @@ use k8s_openapi::jiff::Timestamp;
 use kite_client::events::{NORMAL, WARNING};
 use kite_client::{Change, Informer, Recorder, WorkQueue, key_of};
 use kube::Resource;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -801,24 +801,9 @@ impl Controller {
                 continue;
             }
             let name = pod.metadata.name.clone().unwrap_or_default();
-            let params = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: pod.metadata.uid.clone(),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            match api.delete(&name, &params).await {
-                Ok(_) => {
-                    self.recorder.publish(
-                        reference.clone(),
-                        NORMAL,
-                        "SuccessfulDelete",
-                        &format!("Deleted pod: {name}"),
-                    );
-                    deleted.push(name);
-                }
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
+            match crate::util::delete_pod(api, pod, &self.recorder, reference).await {
+                Ok(true) => deleted.push(name),
+                Ok(false) => {}
                 Err(error) => {
                     failure = Some(error);
                     break;

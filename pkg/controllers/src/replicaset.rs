@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kite_client::events::{NORMAL, WARNING};
 use kite_client::{Change, Informer, Recorder, WorkQueue, key_of};
 use kube::Resource;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -209,24 +209,9 @@ impl Controller {
             let mut deleted = Vec::new();
             for pod in victims {
                 let name = pod.metadata.name.clone().unwrap_or_default();
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        uid: pod.metadata.uid.clone(),
-                        resource_version: None,
-                    }),
-                    ..Default::default()
-                };
-                match api.delete(&name, &params).await {
-                    Ok(_) => {
-                        self.recorder.publish(
-                            reference.clone(),
-                            NORMAL,
-                            "SuccessfulDelete",
-                            &format!("Deleted pod: {name}"),
-                        );
-                        deleted.push(name);
-                    }
-                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                match crate::util::delete_pod(&api, pod, &self.recorder, &reference).await {
+                    Ok(true) => deleted.push(name),
+                    Ok(false) => {}
                     Err(error) => {
                         self.expect(key, Vec::new(), deleted);
                         return Err(error.into());

@@ -118,6 +118,38 @@ pub(crate) fn template_hash(template: &PodTemplateSpec, collision_count: Option<
         .collect()
 }
 
+/// Deletes `pod` (only that incarnation: the UID is a precondition) and
+/// records kube's `SuccessfulDelete` event on `owner`. `Ok(false)`: it was
+/// already gone.
+pub(crate) async fn delete_pod(
+    api: &kube::Api<Pod>,
+    pod: &Pod,
+    recorder: &kite_client::Recorder,
+    owner: &k8s_openapi::api::core::v1::ObjectReference,
+) -> Result<bool, kube::Error> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let params = kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => {
+            recorder.publish(
+                owner.clone(),
+                kite_client::events::NORMAL,
+                "SuccessfulDelete",
+                &format!("Deleted pod: {name}"),
+            );
+            Ok(true)
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
