@@ -1,6 +1,7 @@
 """Cluster DNS: the `kube-system/kube-dns` Service at 10.43.0.10, answers
 from pods (nslookup, and wget through the search path to a Service), and
-direct queries for NXDOMAIN vs NODATA, SRV, TCP and SERVFAIL upstream.
+direct queries for NXDOMAIN vs NODATA, SRV, TCP, SERVFAIL upstream, headless
+Services, PTR, ExternalName and pod names.
 
 Same network setup as test_services.py: the node address 192.0.2.10 is on a
 veth of the test's own namespace, so nothing leaves it (and no upstream
@@ -201,3 +202,39 @@ def test_a_pod_reaches_a_service_by_its_short_name(cluster, web):
     phase, out = _run_in_pod(core, "dns-wget", "wget -q -O - http://web/")
     assert phase == "Succeeded", out
     assert "hello-from-web1" in out, out
+
+
+PTR, CNAME = 12, 5
+
+
+def _labels(*names):
+    return b"".join(bytes([len(l)]) + l.encode() for n in names for l in n.split(".")) + b"\0"
+
+
+def test_headless_external_name_ptr_and_pod_records(cluster, web):
+    _, api, core = cluster
+    core.create_namespaced_service("default", {"metadata": {"name": "db"}, "spec": {
+        "clusterIP": "None", "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]}})
+    client.DiscoveryV1Api(api).create_namespaced_endpoint_slice("default", {
+        "metadata": {"name": "db-manual", "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["10.42.0.200"], "hostname": "db-0",
+                       "conditions": {"ready": True}},
+                      {"addresses": ["10.42.0.201"], "conditions": {"ready": False}}],
+    })
+    core.create_namespaced_service("default", {"metadata": {"name": "ext"}, "spec": {
+        "type": "ExternalName", "externalName": "example.com"}})
+    wait_for(lambda: _query("db.default.svc.cluster.local", A)[2], timeout=10, what="db in DNS")
+    assert _query("db.default.svc.cluster.local", A)[2] == [(A, socket.inet_aton("10.42.0.200"))]
+    assert _query("db-0.db.default.svc.cluster.local", A)[2] == [(A, socket.inet_aton("10.42.0.200"))]
+    rc, _, answers = _query("_pg._tcp.db.default.svc.cluster.local", SRV)
+    assert rc == NOERROR and answers[0][1][6:] == _labels("db-0.db.default.svc.cluster.local")
+    assert _query("200.0.42.10.in-addr.arpa", PTR)[2] == [
+        (PTR, _labels("db-0.db.default.svc.cluster.local"))]
+    reverse = ".".join(reversed(web.split("."))) + ".in-addr.arpa"
+    assert _query(reverse, PTR)[2] == [(PTR, _labels("web.default.svc.cluster.local"))]
+    wait_for(lambda: _query("ext.default.svc.cluster.local", A)[2], timeout=10, what="ext in DNS")
+    assert _query("ext.default.svc.cluster.local", A)[2] == [(CNAME, _labels("example.com"))]
+    assert _query("10-42-0-9.default.pod.cluster.local", A)[2] == [
+        (A, socket.inet_aton("10.42.0.9"))]
