@@ -195,7 +195,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let dns = if args.disable.contains(&crate::cli::Component::Dns) {
         None
     } else {
-        Some(spawn_dns(&server, &settings).await?)
+        spawn_dns(&server, &settings).await
     };
 
     let mut agent = None;
@@ -299,22 +299,26 @@ fn spawn_agent(
 /// node may already run on port 53).
 const DNS_PORT: u16 = 10053;
 
-/// Binds the cluster DNS on the node address and starts it.
+/// Binds the cluster DNS on the node address and starts it. A port already
+/// taken (another kite in this network namespace, another DNS server) leaves
+/// the cluster without DNS but running, with a warning.
 async fn spawn_dns(
     server: &kite_apiserver::Server,
     settings: &Settings,
-) -> Result<tokio::task::JoinHandle<()>> {
+) -> Option<tokio::task::JoinHandle<()>> {
     let address = SocketAddr::new(settings.node_ip, DNS_PORT);
-    let udp = tokio::net::UdpSocket::bind(address)
-        .await
-        .with_context(|| {
-            format!("cluster DNS: cannot listen on {address}/udp (--disable coredns turns it off)")
-        })?;
-    let tcp = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| {
-            format!("cluster DNS: cannot listen on {address}/tcp (--disable coredns turns it off)")
-        })?;
+    let bound = async {
+        let udp = tokio::net::UdpSocket::bind(address).await?;
+        let tcp = tokio::net::TcpListener::bind(address).await?;
+        std::io::Result::Ok((udp, tcp))
+    };
+    let (udp, tcp) = match bound.await {
+        Ok(sockets) => sockets,
+        Err(error) => {
+            tracing::warn!(%address, %error, "cluster DNS: cannot listen; pods get no cluster DNS (--disable coredns silences this)");
+            return None;
+        }
+    };
     let exclude = [settings.args.cluster_dns, settings.node_ip];
     let mut upstreams = kite_dns::forward::upstreams_from_resolv_conf(
         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
@@ -343,7 +347,7 @@ async fn spawn_dns(
         node_name: settings.node_name.clone(),
         upstreams,
     };
-    Ok(tokio::spawn(kite_dns::run(
+    Some(tokio::spawn(kite_dns::run(
         config,
         kite_dns::Listeners { udp, tcp },
     )))
