@@ -238,3 +238,21 @@ def test_headless_external_name_ptr_and_pod_records(cluster, web):
     assert _query("ext.default.svc.cluster.local", A)[2] == [(CNAME, _labels("example.com"))]
     assert _query("10-42-0-9.default.pod.cluster.local", A)[2] == [
         (A, socket.inet_aton("10.42.0.9"))]
+
+
+def test_large_udp_answers_are_truncated_and_complete_over_tcp(cluster):
+    _, api, core = cluster
+    core.create_namespaced_service("default", {"metadata": {"name": "many"}, "spec": {
+        "clusterIP": "None", "ports": [{"name": "x", "port": 1, "protocol": "TCP"}]}})
+    client.DiscoveryV1Api(api).create_namespaced_endpoint_slice("default", {
+        "metadata": {"name": "many-manual", "labels": {"kubernetes.io/service-name": "many"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "x", "port": 1, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [f"10.42.1.{i}"], "conditions": {"ready": True}}
+                      for i in range(1, 61)],
+    })
+    wait_for(lambda: len(_query("many.default.svc.cluster.local", A, tcp=True)[2]) == 60,
+             timeout=10, what="60 addresses over TCP")
+    _, flags, answers = _query("many.default.svc.cluster.local", A)
+    assert flags & 0x0200, "TC bit"
+    assert len(answers) < 60
