@@ -777,6 +777,16 @@ mod tests {
     }
 
     #[test]
+    fn disable_takes_k3s_component_names() {
+        let cli = Cli::try_parse_from(["kite", "server", "--disable", "coredns,traefik"])
+            .expect("parses");
+        let Command::Server(args) = cli.command else {
+            panic!("not the server command");
+        };
+        assert_eq!(args.disable, vec![Component::Dns, Component::Ingress]);
+    }
+
+    #[test]
     fn ports_cidrs_and_ranges_are_checked() {
         assert!(port("0").is_err());
         assert_eq!(port("6443"), Ok(6443));

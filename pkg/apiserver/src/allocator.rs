@@ -212,12 +212,26 @@ impl Allocator {
         if hosts.len() < 2 {
             return None;
         }
-        // Random probing from a random start, skipping the first address (the API service).
-        let start = rand::random_range(1..hosts.len());
-        (0..hosts.len() - 1)
-            .map(|i| hosts[1 + (start - 1 + i) % (hosts.len() - 1)])
-            .find(|ip| !used.contains(ip))
+        // The first address is the API service. As kube-apiserver's static
+        // subrange, dynamic allocation takes the lowest min(max(16, n/16), 256)
+        // addresses only when the rest is full, so fixed ones requested there
+        // (the cluster DNS, 10.43.0.10) stay free.
+        let pool = &hosts[1..];
+        let band = (hosts.len() / 16).clamp(16, 256).min(pool.len());
+        let (low, high) = pool.split_at(band);
+        random_free(high, used).or_else(|| random_free(low, used))
     }
+}
+
+/// A free address of `pool`, probing from a random start.
+fn random_free(pool: &[IpAddr], used: &HashSet<IpAddr>) -> Option<IpAddr> {
+    if pool.is_empty() {
+        return None;
+    }
+    let start = rand::random_range(0..pool.len());
+    (0..pool.len())
+        .map(|i| pool[(start + i) % pool.len()])
+        .find(|ip| !used.contains(ip))
 }
 
 fn free_port(taken: &HashSet<i64>, (first, last): (u16, u16)) -> Option<i64> {
@@ -226,4 +240,39 @@ fn free_port(taken: &HashSet<i64>, (first, last): (u16, u16)) -> Option<i64> {
     (0..size)
         .map(|i| i64::from(first) + (start + i) % size)
         .find(|p| !taken.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allocator(cidr: &str) -> Allocator {
+        Allocator {
+            network: ServiceNetwork {
+                cidr: cidr.parse().expect("cidr"),
+                ..ServiceNetwork::default()
+            },
+            ..Allocator::default()
+        }
+    }
+
+    #[test]
+    fn dynamic_ips_keep_clear_of_the_low_static_band_until_the_rest_is_full() {
+        let a = allocator("10.43.0.0/16");
+        for _ in 0..500 {
+            let ip = a.free_ip(&HashSet::new()).expect("ip");
+            assert!(
+                !"10.43.0.0/24".parse::<IpNet>().expect("net").contains(&ip),
+                "{ip}"
+            );
+        }
+        // A /27: the band is 16 addresses; once the upper 14 are used, the band is used.
+        let small = allocator("10.0.0.0/27");
+        let hosts: Vec<IpAddr> = small.network.cidr.hosts().collect();
+        let used: HashSet<IpAddr> = hosts[17..].iter().copied().collect();
+        let ip = small.free_ip(&used).expect("ip");
+        assert!(hosts[1..17].contains(&ip), "{ip}");
+        let all: HashSet<IpAddr> = hosts.iter().copied().collect();
+        assert_eq!(small.free_ip(&all), None);
+    }
 }

@@ -192,6 +192,12 @@ async fn serve(settings: Settings) -> Result<()> {
         },
     );
 
+    let dns = if args.disable.contains(&crate::cli::Component::Dns) {
+        None
+    } else {
+        spawn_dns(&server, &settings).await
+    };
+
     let mut agent = None;
     if !args.disable_agent {
         let api = kubelet_listener(&pki, &settings).await?;
@@ -209,7 +215,7 @@ async fn serve(settings: Settings) -> Result<()> {
     tracing::debug!(token_file = %settings.data.token().display(), len = token.len(), "join token ready");
 
     server.run(shutdown_signal()).await.context("API server")?;
-    for task in control_plane.into_iter().chain(agent) {
+    for task in control_plane.into_iter().chain(agent).chain(dns) {
         task.abort();
     }
     tracing::info!("kite stopped");
@@ -286,6 +292,65 @@ fn spawn_agent(
             None => kite_kubelet::run(config, Some(api)).await,
         }
     }))
+}
+
+/// The port the cluster DNS listens on at the node address; the `kube-dns`
+/// Service maps port 53 to it (a dedicated port keeps clear of resolvers the
+/// node may already run on port 53).
+const DNS_PORT: u16 = 10053;
+
+/// Binds the cluster DNS on the node address and starts it. A port already
+/// taken (another kite in this network namespace, another DNS server) leaves
+/// the cluster without DNS but running, with a warning.
+async fn spawn_dns(
+    server: &kite_apiserver::Server,
+    settings: &Settings,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let address = SocketAddr::new(settings.node_ip, DNS_PORT);
+    let bound = async {
+        let udp = tokio::net::UdpSocket::bind(address).await?;
+        let tcp = tokio::net::TcpListener::bind(address).await?;
+        std::io::Result::Ok((udp, tcp))
+    };
+    let (udp, tcp) = match bound.await {
+        Ok(sockets) => sockets,
+        Err(error) => {
+            tracing::warn!(%address, %error, "cluster DNS: cannot listen; pods get no cluster DNS (--disable coredns silences this)");
+            return None;
+        }
+    };
+    let exclude = [settings.args.cluster_dns, settings.node_ip];
+    let mut upstreams = kite_dns::forward::upstreams_from_resolv_conf(
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        &exclude,
+    );
+    if upstreams.is_empty() {
+        // Only a loopback stub (systemd-resolved): its own upstreams, as k3s does.
+        upstreams = kite_dns::forward::upstreams_from_resolv_conf(
+            &std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default(),
+            &exclude,
+        );
+    }
+    if upstreams.is_empty() {
+        tracing::warn!(
+            "no usable nameserver in /etc/resolv.conf: names outside the cluster will fail"
+        );
+    }
+    let client = kube::Client::new(
+        server.in_process("system:kite-dns", &["system:masters"]),
+        "default",
+    );
+    let config = kite_dns::Config {
+        client,
+        domain: settings.args.cluster_domain.clone(),
+        cluster_dns: settings.args.cluster_dns,
+        node_name: settings.node_name.clone(),
+        upstreams,
+    };
+    Some(tokio::spawn(kite_dns::run(
+        config,
+        kite_dns::Listeners { udp, tcp },
+    )))
 }
 
 /// The CN of the apiserver's client certificate for kubelets (kubeadm's name).

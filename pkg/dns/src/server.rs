@@ -1,0 +1,230 @@
+//! Serving DNS over UDP and TCP: each query is answered from the current
+//! [`Zone`] or forwarded upstream.
+
+use crate::forward::Forwarder;
+use crate::wire::{self, Query, rcode};
+use crate::zone::{Answer, Zone};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// An idle TCP connection is closed after this long.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// Answers queries from a zone that the informers replace as the cluster changes.
+#[derive(Debug)]
+pub struct Server {
+    zone: RwLock<Arc<Zone>>,
+    forwarder: Forwarder,
+}
+
+impl Server {
+    /// A server answering from `zone` and forwarding the rest with `forwarder`.
+    pub fn new(zone: Zone, forwarder: Forwarder) -> Arc<Self> {
+        Arc::new(Self {
+            zone: RwLock::new(Arc::new(zone)),
+            forwarder,
+        })
+    }
+
+    /// Replaces the zone.
+    pub fn set_zone(&self, zone: Zone) {
+        if let Ok(mut current) = self.zone.write() {
+            *current = Arc::new(zone);
+        }
+    }
+
+    fn zone(&self) -> Arc<Zone> {
+        match self.zone.read() {
+            Ok(zone) => zone.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The answer to one message (`None`: not worth answering, e.g. a response).
+    pub async fn handle(&self, raw: &[u8], tcp: bool) -> Option<Vec<u8>> {
+        let Some(query) = wire::parse_query(raw) else {
+            let id = wire::header_id(raw)?;
+            if raw.get(2).is_some_and(|b| b & 0x80 != 0) {
+                return None;
+            }
+            return Some(wire::error_response(id, rcode::FORMERR));
+        };
+        let limit = if tcp { 65535 } else { query.udp_limit() };
+        if query.opcode != 0 {
+            return Some(wire::error_response(query.id, rcode::NOTIMP));
+        }
+        let zone = self.zone();
+        match zone.lookup(&query) {
+            Answer::Local(response) => Some(wire::encode(&query, &response, limit)),
+            Answer::Forward => Some(self.forward(&query, raw, tcp, limit).await),
+        }
+    }
+
+    async fn forward(&self, query: &Query, raw: &[u8], tcp: bool, limit: usize) -> Vec<u8> {
+        match self.forwarder.forward(query, raw, tcp).await {
+            Some(answer) if answer.len() <= limit => answer,
+            // Too big for this client over UDP: let it retry over TCP.
+            Some(_) => {
+                let mut out = wire::encode(query, &wire::Response::default(), limit);
+                if let Some(b) = out.get_mut(2) {
+                    *b |= 0x02;
+                }
+                out
+            }
+            None => wire::encode(
+                query,
+                &wire::Response {
+                    rcode: rcode::SERVFAIL,
+                    ..Default::default()
+                },
+                limit,
+            ),
+        }
+    }
+
+    /// Serves both sockets until the future is dropped.
+    pub async fn serve(self: Arc<Self>, udp: UdpSocket, tcp: TcpListener) {
+        tokio::join!(self.clone().serve_udp(udp), self.serve_tcp(tcp));
+    }
+
+    async fn serve_udp(self: Arc<Self>, socket: UdpSocket) {
+        let socket = Arc::new(socket);
+        let mut buf = vec![0u8; 65535];
+        loop {
+            let (n, from) = match socket.recv_from(&mut buf).await {
+                Ok(got) => got,
+                Err(error) => {
+                    tracing::debug!(%error, "DNS receive failed");
+                    continue;
+                }
+            };
+            let raw = buf[..n].to_vec();
+            let (server, socket) = (self.clone(), socket.clone());
+            tokio::spawn(async move {
+                if let Some(answer) = server.handle(&raw, false).await
+                    && let Err(error) = socket.send_to(&answer, from).await
+                {
+                    tracing::debug!(%from, %error, "DNS answer not sent");
+                }
+            });
+        }
+    }
+
+    async fn serve_tcp(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(self.clone().serve_connection(stream));
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "DNS accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn serve_connection(self: Arc<Self>, mut stream: TcpStream) {
+        loop {
+            let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, stream.read_u16()).await else {
+                return;
+            };
+            let mut raw = vec![0u8; usize::from(len)];
+            if !matches!(
+                tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut raw)).await,
+                Ok(Ok(_))
+            ) {
+                return;
+            }
+            let Some(answer) = self.handle(&raw, true).await else {
+                continue;
+            };
+            let Ok(len) = u16::try_from(answer.len()) else {
+                return;
+            };
+            let mut framed = len.to_be_bytes().to_vec();
+            framed.extend_from_slice(&answer);
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw_query(name: &str, qtype: u16) -> Vec<u8> {
+        let mut out = vec![0, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out.extend_from_slice(&qtype.to_be_bytes());
+        out.extend_from_slice(&[0, 1]);
+        out
+    }
+
+    fn empty_zone() -> Zone {
+        let none: [Arc<k8s_openapi::api::core::v1::Service>; 0] = [];
+        let no_slices: [Arc<k8s_openapi::api::discovery::v1::EndpointSlice>; 0] = [];
+        Zone::build("cluster.local", None, &none, &no_slices, 1)
+    }
+
+    #[tokio::test]
+    async fn udp_and_tcp_answer_and_unknown_upstreams_servfail() {
+        let server = Server::new(empty_zone(), Forwarder::new(Vec::new()));
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (udp_addr, tcp_addr) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+        tokio::spawn(server.serve(udp, tcp));
+        let run = async {
+            let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            client
+                .send_to(&raw_query("dns-version.cluster.local", 16), udp_addr)
+                .await
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let n = client.recv(&mut buf).await.unwrap();
+            assert_eq!(&buf[..2], &[0, 9]);
+            assert_eq!(buf[3] & 0xf, rcode::NOERROR);
+            assert!(buf[..n].ends_with(b"\x051.1.0"));
+
+            client
+                .send_to(&raw_query("example.com", 1), udp_addr)
+                .await
+                .unwrap();
+            client.recv(&mut buf).await.unwrap();
+            assert_eq!(buf[3] & 0xf, rcode::SERVFAIL);
+
+            let mut stream = TcpStream::connect(tcp_addr).await.unwrap();
+            let q = raw_query("nope.cluster.local", 1);
+            stream
+                .write_all(&(q.len() as u16).to_be_bytes())
+                .await
+                .unwrap();
+            stream.write_all(&q).await.unwrap();
+            let len = stream.read_u16().await.unwrap();
+            let mut answer = vec![0u8; usize::from(len)];
+            stream.read_exact(&mut answer).await.unwrap();
+            assert_eq!(answer[3] & 0xf, rcode::NXDOMAIN);
+            assert_eq!(answer[2] & 0x04, 0x04, "authoritative");
+        };
+        tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn garbage_gets_formerr_and_responses_no_answer() {
+        let server = Server::new(empty_zone(), Forwarder::new(Vec::new()));
+        let answer = server.handle(&[1, 2, 1, 0, 0, 5], false).await.unwrap();
+        assert_eq!(answer[3] & 0xf, rcode::FORMERR);
+        assert_eq!(server.handle(&[1, 2, 0x81, 0, 0, 5], false).await, None);
+        assert_eq!(server.handle(&[1], false).await, None);
+    }
+}
