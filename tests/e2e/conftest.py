@@ -199,6 +199,16 @@ def _mounts_under(path):
         return [line.split()[4] for line in f if line.split()[4].startswith(path)]
 
 
+def _containers(data_dir):
+    """IDs of the containers the runtime knows under `data_dir` (never raises)."""
+    try:
+        out = subprocess.run([KITE_BIN, "ctr", "--data-dir", data_dir, "containers", "ls", "-q"],
+                             capture_output=True, text=True, timeout=30)
+        return out.stdout.split() if out.returncode == 0 else []
+    except (OSError, subprocess.SubprocessError):
+        return []
+
+
 @contextlib.contextmanager
 def node_agent(tmp_path_factory, extra=()):
     """A kite server with its node agent, busybox in its airgap image directory;
@@ -243,8 +253,18 @@ def node_agent(tmp_path_factory, extra=()):
             while core.list_pod_for_all_namespaces().items:
                 assert time.monotonic() < deadline, "pods were not removed"
                 time.sleep(0.1)
+            # A pod deleted with grace 0 leaves the API at once; its containers
+            # stop a moment later. Containers outlive kite by design, so wait
+            # for them before stopping it.
+            deadline = time.monotonic() + 20
+            while _containers(server.data_dir) and time.monotonic() < deadline:
+                time.sleep(0.2)
         finally:
             server.stop()
+            # Whatever is left (a failed test, a kubelet that gave up) goes too.
+            for cid in _containers(server.data_dir):
+                subprocess.run([KITE_BIN, "ctr", "--data-dir", server.data_dir,
+                                "containers", "rm", cid], capture_output=True, timeout=30)
             for m in reversed(_mounts_under(workdir)):
                 subprocess.run(["umount", "-l", m])
     leaked = _mounts_under(workdir)

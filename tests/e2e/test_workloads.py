@@ -702,7 +702,7 @@ def mounts_under(path):
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     """A kite server with its node agent, so pods really run (busybox airgap image)."""
-    from conftest import KiteServer, in_own_netns, restore_cgroup_mounts
+    from conftest import KITE_BIN, KiteServer, _containers, in_own_netns, restore_cgroup_mounts
 
     if os.geteuid() != 0:
         pytest.skip("containers need root")
@@ -748,8 +748,14 @@ def node(tmp_path_factory):
                         raise
             wait_for(lambda: not core.list_pod_for_all_namespaces().items, timeout=30,
                      what="pods removed")
+            deadline = time.monotonic() + 20
+            while _containers(server.data_dir) and time.monotonic() < deadline:
+                time.sleep(0.2)
         finally:
             server.stop()
+            for cid in _containers(server.data_dir):
+                subprocess.run([KITE_BIN, "ctr", "--data-dir", server.data_dir,
+                                "containers", "rm", cid], capture_output=True, timeout=30)
             for m in reversed(mounts_under(workdir)):
                 subprocess.run(["umount", "-l", m])
     assert mounts_under(workdir) == []
