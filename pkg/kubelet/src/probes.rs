@@ -220,23 +220,28 @@ pub enum Action {
     Unsupported(String),
 }
 
+/// An `httpGet` probe or hook, with Kubernetes' defaults (path `/`, HTTP).
+fn http_action(http: k8s_openapi::api::core::v1::HTTPGetAction) -> Action {
+    Action::Http {
+        host: http.host,
+        port: http.port,
+        path: http.path.unwrap_or_else(|| "/".into()),
+        headers: http
+            .http_headers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| (h.name, h.value))
+            .collect(),
+        scheme: http.scheme.unwrap_or_else(|| "HTTP".into()),
+    }
+}
+
 impl From<Probe> for Action {
     fn from(probe: Probe) -> Self {
         if let Some(exec) = probe.exec {
             Action::Exec(exec.command.unwrap_or_default())
         } else if let Some(http) = probe.http_get {
-            Action::Http {
-                host: http.host,
-                port: http.port,
-                path: http.path.unwrap_or_else(|| "/".into()),
-                headers: http
-                    .http_headers
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|h| (h.name, h.value))
-                    .collect(),
-                scheme: http.scheme.unwrap_or_else(|| "HTTP".into()),
-            }
+            http_action(http)
         } else if let Some(tcp) = probe.tcp_socket {
             Action::Tcp {
                 host: tcp.host,
@@ -253,18 +258,7 @@ impl From<LifecycleHandler> for Action {
         if let Some(exec) = handler.exec {
             Action::Exec(exec.command.unwrap_or_default())
         } else if let Some(http) = handler.http_get {
-            Action::Http {
-                host: http.host,
-                port: http.port,
-                path: http.path.unwrap_or_else(|| "/".into()),
-                headers: http
-                    .http_headers
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|h| (h.name, h.value))
-                    .collect(),
-                scheme: http.scheme.unwrap_or_else(|| "HTTP".into()),
-            }
+            http_action(http)
         } else if let Some(tcp) = handler.tcp_socket {
             Action::Tcp {
                 host: tcp.host,
