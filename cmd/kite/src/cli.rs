@@ -254,6 +254,46 @@ pub struct ServerArgs {
     )]
     pub datastore_endpoint: String,
 
+    /// How often the datastore forgets old revisions (Go duration such as
+    /// 5m or 30s; 0 turns compaction off and the database grows forever).
+    /// Watches resuming from a forgotten resourceVersion get 410 Expired.
+    #[arg(long, env = "KITE_DATASTORE_COMPACTION_INTERVAL", value_name = "DURATION",
+          default_value = "5m", value_parser = duration, help_heading = "Datastore")]
+    pub datastore_compaction_interval: std::time::Duration,
+
+    /// How many of the newest revisions compaction keeps readable.
+    #[arg(
+        long,
+        env = "KITE_DATASTORE_COMPACTION_RETAIN",
+        value_name = "REVISIONS",
+        default_value_t = 1000,
+        help_heading = "Datastore"
+    )]
+    pub datastore_compaction_retain: u32,
+
+    /// Non-mutating API requests (get, list) served at once before others are
+    /// refused with 429 TooManyRequests; 0 for no limit. Watches and other
+    /// long-running requests and system:masters are not counted.
+    #[arg(
+        long,
+        env = "KITE_MAX_REQUESTS_INFLIGHT",
+        value_name = "N",
+        default_value_t = 400,
+        help_heading = "Listener"
+    )]
+    pub max_requests_inflight: usize,
+
+    /// Mutating API requests (create, update, patch, delete) served at once
+    /// before others are refused with 429 TooManyRequests; 0 for no limit.
+    #[arg(
+        long,
+        env = "KITE_MAX_MUTATING_REQUESTS_INFLIGHT",
+        value_name = "N",
+        default_value_t = 200,
+        help_heading = "Listener"
+    )]
+    pub max_mutating_requests_inflight: usize,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub node: NodeArgs,
@@ -687,6 +727,41 @@ fn port_range(value: &str) -> Result<PortRange, String> {
     Ok(PortRange { first, last })
 }
 
+/// A Go duration as kube's flags take them: `300ms`, `30s`, `5m`, `1h30m`, `0`.
+pub fn duration(value: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{value:?} is not a duration such as 30s, 5m or 1h30m");
+    if value == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = value;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
 fn file_mode(value: &str) -> Result<u32, String> {
     let mode = u32::from_str_radix(value, 8)
         .map_err(|_| format!("{value:?} is not an octal file mode such as 0600"))?;
@@ -769,6 +844,20 @@ fn node_name(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_as_go_does() {
+        use std::time::Duration;
+        assert_eq!(duration("0"), Ok(Duration::ZERO));
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "5", "m", "5x", "-1s", "1s2"] {
+            assert!(duration(bad).is_err(), "{bad:?} parsed");
+        }
+    }
     use clap::CommandFactory;
 
     #[test]

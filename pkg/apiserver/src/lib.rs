@@ -25,6 +25,7 @@ pub mod finalizer_loop;
 pub mod handlers;
 pub mod health;
 pub mod in_process;
+pub mod inflight;
 pub mod kubelet_proxy;
 pub mod metrics;
 pub mod namespace_finalizer;

@@ -20,6 +20,7 @@ pub struct Router {
     health: Arc<Health>,
     version_json: Bytes,
     server_ca_pem: Bytes,
+    in_flight: crate::inflight::InFlight,
 }
 
 impl Router {
@@ -33,7 +34,14 @@ impl Router {
                 .unwrap_or_default()
                 .into(),
             server_ca_pem,
+            in_flight: crate::inflight::InFlight::new(crate::inflight::Limits::default()),
         }
+    }
+
+    /// Refuses requests beyond `limits` with 429 (see [`crate::inflight`]).
+    pub fn with_in_flight_limits(mut self, limits: crate::inflight::Limits) -> Self {
+        self.in_flight = crate::inflight::InFlight::new(limits);
+        self
     }
 
     /// Authenticates and authorizes requests with `auth`.
@@ -112,6 +120,14 @@ impl Router {
             Err(status) => return body::status(&status),
         };
         let user = &*user;
+        let privileged = user.groups.iter().any(|g| g == "system:masters");
+        let _slot = match self
+            .in_flight
+            .admit(request.method(), path, query, privileged)
+        {
+            crate::inflight::Admit::Go(slot) => slot,
+            crate::inflight::Admit::Refuse => return too_many_requests(),
+        };
         if path == "/metrics"
             && read_only
             && let Some(api) = &self.api
@@ -138,6 +154,23 @@ impl Router {
             "the server could not find the requested resource",
         ))
     }
+}
+
+/// kube-apiserver's answer when every in-flight slot is taken.
+fn too_many_requests() -> Response<Body> {
+    let status = Status::failure(
+        StatusReason::TooManyRequests,
+        "Too many requests, please try again later.",
+    )
+    .with_details(kite_api::status::StatusDetails {
+        retry_after_seconds: Some(1),
+        ..Default::default()
+    });
+    let mut response = body::status(&status);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 #[cfg(test)]

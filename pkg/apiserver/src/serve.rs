@@ -50,6 +50,25 @@ pub struct Config {
     pub service_network: crate::allocator::ServiceNetwork,
     /// How to reach kubelets (`pods/log`, `exec`, `attach`, `portforward`).
     pub kubelet_client: Option<crate::kubelet_proxy::KubeletClientConfig>,
+    /// Requests served at once before 429 (see [`crate::inflight`]).
+    pub in_flight: crate::inflight::Limits,
+}
+
+/// How often the watch caches drop the events the store has compacted.
+const CACHE_TRIM_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Keeps the watch caches' history no longer than the store's, so memory
+/// follows compaction (watch starts also check, see `handlers::watch`).
+async fn forget_compacted(api: Arc<crate::api::Api>) {
+    let mut tick = tokio::time::interval(CACHE_TRIM_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Ok(revision) = api.store.compact_revision().await {
+            for (_, cache) in api.caches() {
+                cache.forget_compacted(revision);
+            }
+        }
+    }
 }
 
 /// A configured API server, ready to [`Server::run`].
@@ -98,13 +117,15 @@ impl Server {
         auth.attach(&api);
         tokio::spawn(crate::namespace_finalizer::run(api.clone()));
         tokio::spawn(crate::crd::run(api.clone()));
+        tokio::spawn(forget_compacted(api.clone()));
         let router = Router::new(
             health.clone(),
             &config.version,
             Bytes::from(config.server_ca_pem),
         )
         .with_auth(auth)
-        .with_api(api);
+        .with_api(api)
+        .with_in_flight_limits(config.in_flight);
         Ok(Self {
             listener: config.listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),

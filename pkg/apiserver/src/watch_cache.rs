@@ -303,6 +303,24 @@ impl WatchCache {
         self.progress.send_replace(revision);
     }
 
+    /// Drops the events at or below the store's compact revision: the store
+    /// can no longer replay them, so a watch resuming from there gets the same
+    /// 410 Expired from the cache as from the store, and the memory is freed.
+    pub fn forget_compacted(&self, compact_revision: i64) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if compact_revision <= state.oldest {
+            return;
+        }
+        while state
+            .history
+            .front()
+            .is_some_and(|e| e.revision <= compact_revision)
+        {
+            state.history.pop_front();
+        }
+        state.oldest = compact_revision.min(state.revision);
+    }
+
     /// Waits until the initial fill is done.
     pub async fn wait_ready(&self) {
         let mut ready = self.ready.subscribe();
@@ -381,5 +399,68 @@ impl WatchCache {
     /// Number of live watchers.
     pub fn watchers(&self) -> usize {
         self.live.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn compacted_history_is_forgotten_and_resuming_there_expires() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Backend> = Arc::new(
+            kite_store::SqliteBackend::open(
+                &dir.path().join("state.db"),
+                kite_store::Config {
+                    compaction_interval: None,
+                    ..Default::default()
+                },
+            )
+            .expect("store"),
+        );
+        let cm = |name: &str| {
+            Bytes::from(
+                serde_json::to_vec(&serde_json::json!({
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name, "namespace": "default"}
+                }))
+                .expect("json"),
+            )
+        };
+        let prefix = "/registry/configmaps/".to_string();
+        let cache = WatchCache::start(store.clone(), prefix.clone(), "", "ConfigMap");
+        cache.wait_ready().await;
+        let mut revisions = Vec::new();
+        for name in ["a", "b", "c"] {
+            let key = format!("{prefix}default/{name}");
+            revisions.push(store.create(&key, cm(name), 0).await.expect("create"));
+        }
+        assert!(
+            cache
+                .wait_for_revision(revisions[2], Duration::from_secs(5))
+                .await
+        );
+        assert!(cache.subscribe(revisions[0]).is_ok());
+
+        store.compact(revisions[1]).await.expect("compact");
+        cache.forget_compacted(revisions[1]);
+        assert_eq!(
+            cache.subscribe(revisions[0]).err(),
+            Some(StartError::TooOld {
+                requested: revisions[0],
+                oldest: revisions[1],
+            })
+        );
+        let Ok((Start::History(events), _)) = cache.subscribe(revisions[1]) else {
+            panic!("resuming at the compact revision works");
+        };
+        assert_eq!(
+            events.iter().map(|e| e.revision).collect::<Vec<_>>(),
+            vec![revisions[2]]
+        );
+        // An older compaction than what the cache already forgot changes nothing.
+        cache.forget_compacted(revisions[0]);
+        assert!(cache.subscribe(revisions[1]).is_ok());
     }
 }

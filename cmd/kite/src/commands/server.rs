@@ -93,6 +93,16 @@ impl Settings {
     }
 }
 
+/// The datastore's compaction schedule from the flags.
+fn store_config(args: &crate::cli::ServerArgs) -> kite_store::Config {
+    let interval = args.datastore_compaction_interval;
+    kite_store::Config {
+        compaction_interval: (!interval.is_zero()).then_some(interval),
+        compaction_window: i64::from(args.datastore_compaction_retain),
+        ..kite_store::Config::default()
+    }
+}
+
 async fn serve(settings: Settings) -> Result<()> {
     let started = Instant::now();
     let args = &settings.args;
@@ -117,7 +127,7 @@ async fn serve(settings: Settings) -> Result<()> {
             .with_context(|| format!("cannot create the datastore folder {}", dir.display()))?;
     }
     let store: Arc<dyn Backend> = Arc::new(
-        kite_store::SqliteBackend::open(&settings.database, kite_store::Config::default())
+        kite_store::SqliteBackend::open(&settings.database, store_config(args))
             .with_context(|| format!("datastore {}", settings.database.display()))?,
     );
     tracing::debug!(elapsed = ?started.elapsed(), "datastore open");
@@ -171,6 +181,10 @@ async fn serve(settings: Settings) -> Result<()> {
             cidr: args.service_cidr,
             node_port_first: args.service_node_port_range.first,
             node_port_last: args.service_node_port_range.last,
+        },
+        in_flight: kite_apiserver::inflight::Limits {
+            reads: args.max_requests_inflight,
+            mutating: args.max_mutating_requests_inflight,
         },
         kubelet_client: Some(kite_apiserver::kubelet_proxy::KubeletClientConfig {
             cert_pem: kubelet_client_cert.into_bytes(),

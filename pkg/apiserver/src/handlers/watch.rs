@@ -119,6 +119,16 @@ pub async fn watch(call: &Call<'_>) -> ApiResult<Response<Body>> {
     } else {
         params.from
     };
+    if from > 0 {
+        // A resume point the store has compacted away is Expired, as with etcd.
+        let compacted = call
+            .api
+            .store
+            .compact_revision()
+            .await
+            .map_err(errors::from_store)?;
+        cache.forget_compacted(compacted);
+    }
     match cache.subscribe(from) {
         Err(StartError::TooOld { requested, oldest }) => {
             let status = Status::failure(
