@@ -58,17 +58,13 @@ pub fn problems(call: &Call<'_>, raw: &[u8], obj: &Value) -> Vec<String> {
     problems
 }
 
-/// Applies the mode: Strict fails with kube-apiserver's 400, Warn returns the warnings.
-pub fn check(call: &Call<'_>, raw: &[u8], obj: &Value) -> ApiResult<Vec<String>> {
-    let mode = mode(call)?;
-    if mode == Mode::Ignore {
-        return Ok(Vec::new());
-    }
-    let problems = problems(call, raw, obj);
-    if problems.is_empty() {
-        return Ok(Vec::new());
-    }
-    if mode == Mode::Strict {
+/// Applies the mode to a create or update body: Strict fails with
+/// kube-apiserver's 400, otherwise the warnings (Warn) are returned. Unknown
+/// fields of built-in kinds are then dropped, as decoding into kube's Go
+/// types does (custom objects are pruned by their schema in the strategy).
+pub fn check(call: &Call<'_>, raw: &[u8], obj: &mut Value) -> ApiResult<Vec<String>> {
+    let problems = found(call, raw, obj)?;
+    if mode(call)? == Mode::Strict && !problems.is_empty() {
         let kind = &call.resource.kind;
         return Err(errors::bad_request(format!(
             "{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {}",
@@ -76,7 +72,57 @@ pub fn check(call: &Call<'_>, raw: &[u8], obj: &Value) -> ApiResult<Vec<String>>
             problems.join(", ")
         )));
     }
+    drop_unknown(call, obj);
     Ok(problems)
+}
+
+/// Applies the mode to the result of a JSON, merge or strategic merge patch:
+/// duplicates in the patch and unknown fields in the patched object. Strict
+/// fails as kube-apiserver's patch handler does, 422 Invalid on the field
+/// `patch` whose value is the patched object.
+pub fn check_patched(call: &Call<'_>, patch: &[u8], patched: &mut Value) -> ApiResult<Vec<String>> {
+    let problems = found(call, patch, patched)?;
+    if mode(call)? == Mode::Strict && !problems.is_empty() {
+        let value = serde_json::to_string(patched).unwrap_or_default();
+        let detail = format!("strict decoding error: {}", problems.join(", "));
+        let cause = kite_api::StatusCause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {value:?}: {detail}"),
+            field: "patch".into(),
+        };
+        let status = kite_api::Status::failure(
+            kite_api::StatusReason::Invalid,
+            format!(" \"\" is invalid: patch: Invalid value: {value:?}: {detail}"),
+        )
+        .with_details(kite_api::StatusDetails {
+            causes: vec![cause],
+            ..Default::default()
+        });
+        return Err(status);
+    }
+    drop_unknown(call, patched);
+    Ok(problems)
+}
+
+/// The problems Strict and Warn report; none are looked for under Ignore.
+fn found(call: &Call<'_>, raw: &[u8], obj: &Value) -> ApiResult<Vec<String>> {
+    Ok(match mode(call)? {
+        Mode::Ignore => Vec::new(),
+        Mode::Warn | Mode::Strict => problems(call, raw, obj),
+    })
+}
+
+fn drop_unknown(call: &Call<'_>, obj: &mut Value) {
+    if call.resource.custom.is_some() || crate::strategy::is_custom(&call.resource) {
+        return;
+    }
+    if let Some(def) = kite_api::schema::definition_name_for(
+        &call.resource.group,
+        &call.resource.version,
+        &call.resource.kind,
+    ) {
+        kite_api::schema::drop_unknown_fields(def, obj);
+    }
 }
 
 /// Adds `Warning: 299 - "..."` headers to a response.

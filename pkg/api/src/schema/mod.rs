@@ -18,7 +18,7 @@ mod walk;
 
 pub use duplicate::duplicate_fields;
 pub use extensions::{GVK_EXTENSION, PatchMeta};
-pub use unknown::{unknown_fields, unknown_fields_in_schema};
+pub use unknown::{drop_unknown_fields, unknown_fields, unknown_fields_in_schema};
 pub use walk::SchemaNode;
 
 use serde_json::Value;

@@ -28,6 +28,15 @@ pub fn unknown_fields(def: &str, value: &Value) -> Vec<String> {
     out
 }
 
+/// Drops the fields [`unknown_fields`] reports, as decoding into the Go
+/// types does: what a Warn or Ignore request carries beyond the schema is
+/// not stored.
+pub fn drop_unknown_fields(def: &str, value: &mut Value) {
+    if let Some(node) = super::node(def) {
+        crate::structural::prune::prune_typed(node, value);
+    }
+}
+
 /// Paths of fields a custom resource's structural schema would prune.
 ///
 /// `schema` is the version's `openAPIV3Schema`; `value` the whole object. As

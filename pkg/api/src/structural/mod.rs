@@ -14,7 +14,7 @@
 
 mod default;
 mod format;
-mod prune;
+pub(crate) mod prune;
 mod validate;
 
 pub use default::default;

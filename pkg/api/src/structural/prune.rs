@@ -82,7 +82,7 @@ fn prune_object_meta(meta: &mut Value) {
 }
 
 /// Go struct decoding: unknown struct fields vanish, map values are kept.
-fn prune_typed(node: SchemaNode<'_>, value: &mut Value) {
+pub(crate) fn prune_typed(node: SchemaNode<'_>, value: &mut Value) {
     match value {
         Value::Object(map) => {
             if node.is_int_or_string() {

@@ -19,13 +19,13 @@ pub async fn create(call: &Call<'_>) -> ApiResult<Response<Body>> {
         return Err(errors::no_such_resource());
     }
     let r = &call.resource;
-    let obj = codec::decode_typed(
+    let mut obj = codec::decode_typed(
         call.headers,
         &call.body,
         Some((&r.group, &r.version, &r.kind)),
     )?;
     check_type(call, &obj)?;
-    let warnings = crate::field_validation::check(call, &call.body, &obj)?;
+    let warnings = crate::field_validation::check(call, &call.body, &mut obj)?;
     let ownership = Ownership::of(call, None, false)?;
     create_object(call, obj, Some(&ownership), &warnings).await
 }

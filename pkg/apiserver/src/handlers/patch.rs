@@ -40,11 +40,21 @@ pub async fn patch(call: &Call<'_>, subresource: Option<&str>) -> ApiResult<Resp
         _ => None,
     };
     let schema = schema_of(call);
+    // The closure runs again on a conflict; the last run's warnings count.
+    let warnings = std::sync::Mutex::new(Vec::new());
     let apply_patch = |old: &Value| -> ApiResult<Value> {
-        kite_api::patch::apply(patch_type, old, &call.body, schema).map_err(|e| e.status())
+        let mut patched =
+            kite_api::patch::apply(patch_type, old, &call.body, schema).map_err(|e| e.status())?;
+        let found = crate::field_validation::check_patched(call, &call.body, &mut patched)?;
+        *warnings.lock().unwrap_or_else(|e| e.into_inner()) = found;
+        Ok(patched)
     };
     let (object, code) = write(call, &name, subresource, precondition, apply_patch).await?;
-    output::object(call, code, &object)
+    let warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(crate::field_validation::add_warnings(
+        output::object(call, code, &object)?,
+        &warnings,
+    ))
 }
 
 fn schema_of(call: &Call<'_>) -> Option<kite_api::schema::SchemaNode<'static>> {
@@ -67,7 +77,7 @@ async fn apply(
 ) -> ApiResult<Response<Body>> {
     let text = std::str::from_utf8(&call.body)
         .map_err(|_| errors::bad_request("the apply body is not UTF-8"))?;
-    let applied: Value = serde_saphyr::from_str(text).map_err(|e| {
+    let mut applied: Value = serde_saphyr::from_str(text).map_err(|e| {
         let message = e.to_string();
         errors::bad_request(format!(
             "error decoding YAML: {}",
@@ -91,7 +101,7 @@ async fn apply(
         return Err(errors::bad_request("metadata.managedFields must be nil"));
     }
     let json = serde_json::to_vec(&applied).map_err(errors::internal)?;
-    let warnings = crate::field_validation::check(call, &json, &applied)?;
+    let warnings = crate::field_validation::check(call, &json, &mut applied)?;
     let ownership = Ownership::of(call, subresource, true)?;
     let force = call
         .param("force")

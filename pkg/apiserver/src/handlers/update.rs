@@ -16,13 +16,13 @@ use serde_json::Value;
 /// Replaces the object named in the path with the body.
 pub async fn update(call: &Call<'_>, subresource: Option<&str>) -> ApiResult<Response<Body>> {
     let r = &call.resource;
-    let obj = codec::decode_typed(
+    let mut obj = codec::decode_typed(
         call.headers,
         &call.body,
         Some((&r.group, &r.version, &r.kind)),
     )?;
     check_type(call, &obj)?;
-    let warnings = crate::field_validation::check(call, &call.body, &obj)?;
+    let warnings = crate::field_validation::check(call, &call.body, &mut obj)?;
     let name = call.request.name.clone().unwrap_or_default();
     let body_name = objects::name(&obj);
     if body_name != name {
