@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -290,3 +291,15 @@ def test_openapi_v2_is_served_in_protobuf(server):
          "-H", "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json",
          server.url + "/openapi/v2"], capture_output=True, text=True, timeout=20)
     assert "content-type: application/com.github.proto-openapi.spec.v2.v1.0+protobuf" in out.stdout.lower()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_cluster_info_and_describe(server, version):
+    out = re.sub(r"\x1b\[[0-9;]*m", "", server.kubectl("cluster-info", version=version).stdout)
+    assert f"Kubernetes control plane is running at {server.url}" in out, out
+    server.kubectl("create", "configmap", f"described-{version}", "--from-literal=key=value", version=version)
+    out = server.kubectl("describe", "configmap", f"described-{version}", version=version).stdout
+    for line in [f"Name:         described-{version}", "Namespace:    default", "key:", "value"]:
+        assert line in out, out
+    out = server.kubectl("describe", "namespace", "default", version=version).stdout
+    assert re.search(r"Status:\s+Active", out) and "No resource quota." in out, out
