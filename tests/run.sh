@@ -21,7 +21,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "installing test dependencies"
 need=()
 # Registry pulls are tested against Debian's docker-registry, fed by skopeo.
-for pair in ip:iproute2 curl:curl openssl:openssl docker-registry:docker-registry \
+for pair in ip:iproute2 nft:nftables curl:curl openssl:openssl docker-registry:docker-registry \
             skopeo:skopeo htpasswd:apache2-utils; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done

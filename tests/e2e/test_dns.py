@@ -50,13 +50,13 @@ def cluster(tmp_path_factory):
         subprocess.run(["nft", "delete", "table", "ip", "kite-pod-network"], capture_output=True)
 
 
-def _query(name, qtype, server=(NODE_IP, DNS_PORT), tcp=False):
-    """Sends one query; returns (rcode, flags, [(type, rdata bytes)])."""
+def _query(name, qtype, server=(NODE_IP, DNS_PORT), tcp=False, source=None, timeout=8):
+    """Sends one query (from `source` if given); returns (rcode, flags, [(type, rdata bytes)])."""
     q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
     q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
     q += struct.pack(">HH", qtype, 1)
     if tcp:
-        with socket.create_connection(server, timeout=5) as s:
+        with socket.create_connection(server, timeout=5, source_address=(source, 0) if source else None) as s:
             s.sendall(struct.pack(">H", len(q)) + q)
             data = b""
             while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
@@ -66,7 +66,9 @@ def _query(name, qtype, server=(NODE_IP, DNS_PORT), tcp=False):
             msg = data[2:]
     else:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(8)
+            if source:
+                s.bind((source, 0))
+            s.settimeout(timeout)
             s.sendto(q, server)
             msg, _ = s.recvfrom(4096)
     ident, flags, qd, an = struct.unpack(">HHHH", msg[:8])
@@ -177,6 +179,21 @@ def test_named_ports_have_srv_records_over_udp_and_tcp(cluster, web):
 def test_the_cluster_ip_answers_through_the_proxy(cluster, web):
     rc, _, answers = _query("web.default.svc.cluster.local", A, server=("10.43.0.10", 53))
     assert (rc, answers) == (NOERROR, [(A, socket.inet_aton(web))])
+
+
+def test_only_pods_and_the_node_may_query(cluster):
+    """The server listens on the node address: another host of the node's network
+    (here a second address on the uplink) gets no answer, so kite is no open resolver."""
+    stranger = "192.0.2.77"
+    ip("addr", "add", f"{stranger}/24", "dev", DUMMY)
+    try:
+        assert _query("kubernetes.default.svc.cluster.local", A, source=NODE_IP)[0] == NOERROR
+        with pytest.raises(socket.timeout):
+            _query("kubernetes.default.svc.cluster.local", A, source=stranger, timeout=1)
+        with pytest.raises((AssertionError, ConnectionError)):
+            _query("kubernetes.default.svc.cluster.local", A, source=stranger, tcp=True)
+    finally:
+        ip("addr", "del", f"{stranger}/24", "dev", DUMMY)
 
 
 def test_names_outside_the_cluster_fail_without_upstreams(cluster):

@@ -48,6 +48,9 @@ pub struct Config {
     pub node_name: String,
     /// Upstream resolvers for names outside the cluster.
     pub upstreams: Vec<SocketAddr>,
+    /// Who may query (pods' and nodes' addresses; loopback always may);
+    /// `None` answers anyone.
+    pub clients: Option<Vec<ipnet::IpNet>>,
 }
 
 /// Bound sockets the server answers on (same address and port).
@@ -80,7 +83,7 @@ pub async fn run(config: Config, listeners: Listeners) {
     }
     let empty: [Arc<Service>; 0] = [];
     let no_slices: [Arc<EndpointSlice>; 0] = [];
-    let server = Server::new(
+    let server = Server::with_clients(
         Zone::build(
             &config.domain,
             Some(config.cluster_dns),
@@ -89,6 +92,7 @@ pub async fn run(config: Config, listeners: Listeners) {
             0,
         ),
         forward::Forwarder::new(config.upstreams.clone()),
+        config.clients.clone(),
     );
     tracing::info!(%listen, upstreams = ?config.upstreams, "cluster DNS listening");
     let sync = {

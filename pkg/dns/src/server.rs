@@ -17,15 +17,37 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 pub struct Server {
     zone: RwLock<Arc<Zone>>,
     forwarder: Forwarder,
+    /// Who may ask (`None`: anyone). The server listens on the node address,
+    /// so without this it would be an open resolver for the node's network.
+    clients: Option<Vec<ipnet::IpNet>>,
 }
 
 impl Server {
     /// A server answering from `zone` and forwarding the rest with `forwarder`.
     pub fn new(zone: Zone, forwarder: Forwarder) -> Arc<Self> {
+        Self::with_clients(zone, forwarder, None)
+    }
+
+    /// A server answering only queries from `clients` (`None`: from anyone);
+    /// others are dropped unanswered, as a firewalled resolver would.
+    pub fn with_clients(
+        zone: Zone,
+        forwarder: Forwarder,
+        clients: Option<Vec<ipnet::IpNet>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             zone: RwLock::new(Arc::new(zone)),
             forwarder,
+            clients,
         })
+    }
+
+    /// Whether a query from `address` is answered.
+    pub fn accepts(&self, address: std::net::IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.clients
+            .as_ref()
+            .is_none_or(|nets| address.is_loopback() || nets.iter().any(|n| n.contains(&address)))
     }
 
     /// Replaces the zone.
@@ -100,6 +122,10 @@ impl Server {
                     continue;
                 }
             };
+            if !self.accepts(from.ip()) {
+                tracing::debug!(%from, "DNS query from outside the cluster dropped");
+                continue;
+            }
             let raw = buf[..n].to_vec();
             let (server, socket) = (self.clone(), socket.clone());
             tokio::spawn(async move {
@@ -115,8 +141,11 @@ impl Server {
     async fn serve_tcp(self: Arc<Self>, listener: TcpListener) {
         loop {
             match listener.accept().await {
-                Ok((stream, _)) => {
+                Ok((stream, from)) if self.accepts(from.ip()) => {
                     tokio::spawn(self.clone().serve_connection(stream));
+                }
+                Ok((_, from)) => {
+                    tracing::debug!(%from, "DNS connection from outside the cluster closed");
                 }
                 Err(error) => {
                     tracing::debug!(%error, "DNS accept failed");
@@ -217,6 +246,29 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), run)
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn only_cluster_and_node_addresses_are_answered() {
+        let clients = vec![
+            "10.42.0.0/16".parse().unwrap(),
+            "192.0.2.10/32".parse().unwrap(),
+        ];
+        let server = Server::with_clients(empty_zone(), Forwarder::new(Vec::new()), Some(clients));
+        for ok in [
+            "10.42.3.7",
+            "192.0.2.10",
+            "127.0.0.1",
+            "::1",
+            "::ffff:10.42.0.5",
+        ] {
+            assert!(server.accepts(ok.parse().unwrap()), "{ok}");
+        }
+        for refused in ["192.0.2.11", "10.43.0.1", "8.8.8.8", "2001:db8::1"] {
+            assert!(!server.accepts(refused.parse().unwrap()), "{refused}");
+        }
+        let open = Server::new(empty_zone(), Forwarder::new(Vec::new()));
+        assert!(open.accepts("8.8.8.8".parse().unwrap()));
     }
 
     #[tokio::test]

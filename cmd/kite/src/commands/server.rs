@@ -360,6 +360,11 @@ async fn spawn_dns(
         cluster_dns: settings.args.cluster_dns,
         node_name: settings.node_name.clone(),
         upstreams,
+        // Pods (the cluster range) and this node; not the node's network.
+        clients: Some(vec![
+            settings.args.cluster_cidr,
+            ipnet::IpNet::from(settings.node_ip),
+        ]),
     };
     Some(tokio::spawn(kite_dns::run(
         config,
