@@ -59,13 +59,15 @@ def _web(core, name):
                     what=f"{name} ready")
 
 
-def _service_with_slice(api, core, name, endpoints, node_port=None):
+def _service_with_slice(api, core, name, endpoints, node_port=None, load_balancer_port=None):
     """A Service without a selector and the EndpointSlice a user writes for it."""
-    port = {"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}
+    port = {"name": "http", "port": load_balancer_port or 80, "targetPort": 80, "protocol": "TCP"}
     spec = {"ports": [port]}
     if node_port:
         spec["type"] = "NodePort"
         port["nodePort"] = node_port
+    if load_balancer_port:
+        spec["type"] = "LoadBalancer"
     svc = core.create_namespaced_service("default", {"metadata": {"name": name}, "spec": spec})
     client.DiscoveryV1Api(api).create_namespaced_endpoint_slice("default", {
         "metadata": {"name": f"{name}-manual", "labels": {"kubernetes.io/service-name": name}},
@@ -75,7 +77,7 @@ def _service_with_slice(api, core, name, endpoints, node_port=None):
     })
     # The proxy programs it within moments; wait for that rather than race it.
     wanted = "goto svc-" if endpoints else "goto reject-chain"
-    wait_for(lambda: f"{svc.spec.cluster_ip} . tcp . 80 : {wanted}" in _rules(), timeout=10,
+    wait_for(lambda: f"{svc.spec.cluster_ip} . tcp . {port['port']} : {wanted}" in _rules(), timeout=10,
              what="service programmed")
     return svc.spec.cluster_ip
 
@@ -145,6 +147,34 @@ def test_a_node_port_answers_on_the_node_address(cluster):
     _service_with_slice(api, core, "web-np", [web.status.pod_ip], node_port=30080)
     with urllib.request.urlopen(f"http://{NODE_IP}:30080/", timeout=5) as r:
         assert r.read().decode().strip() == "hello-from-web1"
+
+
+def _external_ips(server, name):
+    out = server.kubectl("get", "service", name, "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}")
+    return out.stdout.split()
+
+
+def test_a_load_balancer_service_gets_the_node_address_and_answers_there(cluster):
+    server, api, core = cluster
+    web = core.read_namespaced_pod("web1", "default")
+    _service_with_slice(api, core, "web-lb", [web.status.pod_ip], load_balancer_port=8081)
+    wait_for(lambda: _external_ips(server, "web-lb") == [NODE_IP], timeout=10, what="web-lb EXTERNAL-IP")
+    table = server.kubectl("get", "service", "web-lb").stdout
+    assert NODE_IP in table and "8081:3" in table, table
+    with urllib.request.urlopen(f"http://{NODE_IP}:8081/", timeout=5) as r:
+        assert r.read().decode().strip() == "hello-from-web1"
+
+    # A second LoadBalancer on the same port cannot answer there: it stays pending.
+    _service_with_slice(api, core, "web-lb2", [web.status.pod_ip], load_balancer_port=8081)
+    wait_for(lambda: "SyncLoadBalancerFailed" in server.kubectl(
+        "get", "events", "--field-selector", "involvedObject.name=web-lb2").stdout, timeout=10,
+        what="the port conflict reported")
+    assert _external_ips(server, "web-lb2") == []
+    assert "<pending>" in server.kubectl("get", "service", "web-lb2").stdout
+    # Once the first goes, the second takes the port.
+    server.kubectl("delete", "service", "web-lb")
+    wait_for(lambda: _external_ips(server, "web-lb2") == [NODE_IP], timeout=10, what="web-lb2 EXTERNAL-IP")
+    server.kubectl("delete", "service", "web-lb2")
 
 
 def test_pods_reach_the_apiserver_as_kubernetes_default(cluster):

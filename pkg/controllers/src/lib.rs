@@ -25,6 +25,7 @@ pub mod nodeipam;
 mod nodes;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod ttl;
 mod util;
@@ -53,6 +54,8 @@ pub struct Config {
     /// The cluster's pod range, cut into each node's `spec.podCIDR`
     /// (`None`: nodes get no pod CIDR from kite).
     pub cluster_cidr: Option<ipnet::IpNet>,
+    /// Whether LoadBalancer Services get the node addresses ([`servicelb`]).
+    pub service_lb: bool,
 }
 
 /// Errors a reconcile can end with; the key is retried with back-off.
@@ -106,6 +109,9 @@ pub async fn run(config: Config) {
     let cj = cronjob::Controller::new(&config, cronjobs.clone(), jobs.clone());
     let gc = gc::GarbageCollector::new(&config);
     let ipam = nodeipam::Controller::new(&config, nodes.clone());
+    let lb = config
+        .service_lb
+        .then(|| servicelb::Controller::new(&config, services.clone(), nodes.clone()));
 
     tokio::join!(
         pods.run(),
@@ -134,6 +140,11 @@ pub async fn run(config: Config) {
         async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;
+            }
+        },
+        async move {
+            if let Some(lb) = lb {
+                lb.run().await;
             }
         },
     );

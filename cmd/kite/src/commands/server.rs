@@ -203,6 +203,7 @@ async fn serve(settings: Settings) -> Result<()> {
             node_name: settings.node_name.clone(),
             server_ca_pem: pki.server_ca_pem().to_string(),
             cluster_cidr: args.cluster_cidr,
+            service_lb: !args.disable.contains(&crate::cli::Component::Servicelb),
         },
     );
 
