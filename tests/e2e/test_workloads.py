@@ -732,6 +732,8 @@ def node(tmp_path_factory):
         try:
             # Owners first, so nothing recreates the pods removed below.
             apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+            for deploy in apps.list_namespaced_deployment("default").items:
+                apps.delete_namespaced_deployment(deploy.metadata.name, "default")
             for sts in apps.list_namespaced_stateful_set("default").items:
                 apps.delete_namespaced_stateful_set(sts.metadata.name, "default")
             for job in batch.list_namespaced_job("default").items:
@@ -823,3 +825,69 @@ def test_a_real_statefulset_starts_in_order_and_scales_down_from_the_highest(nod
     assert all(o in ([0, 1, 2], [0, 1], [0]) for o in shrinking), shrinking
     apps.delete_namespaced_stateful_set("web", "default")
     wait_for(lambda: not ordinals(core, "web"), timeout=60, what="pods gone")
+
+
+def test_a_real_deployment_rolls_out_undoes_and_restarts(node):
+    """The Deployment acceptance with real pods: never fewer than 3 ready during rollouts."""
+    import threading
+
+    server, api = node
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    server.kubectl("create", "deployment", "web", "--image=busybox", "--replicas=3",
+                   "--", "httpd", "-f", "-p", "80", "-h", "/var/www")
+
+    def ready_pods():
+        return sorted(p.metadata.name for p in core.list_namespaced_pod("default", label_selector="app=web").items
+                      if not p.metadata.deletion_timestamp
+                      and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []))
+
+    wait_for(lambda: len(ready_pods()) == 3, timeout=60, what="3 ready web pods")
+    server.kubectl("scale", "deployment", "web", "--replicas=5")
+    wait_for(lambda: len(ready_pods()) == 5, timeout=60, what="5 ready web pods")
+    server.kubectl("scale", "deployment", "web", "--replicas=3")
+    wait_for(lambda: len(ready_pods()) == 3, timeout=60, what="back to 3")
+
+    def rollout(*change):
+        """Runs a change, watches ready pods until `rollout status` returns; returns the fewest seen."""
+        fewest, done = [3], threading.Event()
+
+        def watch():
+            while not done.is_set():
+                fewest[0] = min(fewest[0], len(ready_pods()))
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            server.kubectl(*change)
+            out = server.kubectl("rollout", "status", "deployment/web", "--timeout=90s", timeout=100)
+            assert 'deployment "web" successfully rolled out' in out.stdout, out.stdout
+        finally:
+            done.set()
+            watcher.join()
+        return fewest[0]
+
+    before = set(ready_pods())
+    # maxUnavailable 25% of 3 rounds down to 0: every step surges first.
+    assert rollout("set", "image", "deployment/web", "busybox=docker.io/library/busybox:latest") >= 3
+    images = {c.image for p in core.list_namespaced_pod("default", label_selector="app=web").items
+              if not p.metadata.deletion_timestamp for c in p.spec.containers}
+    assert images == {"docker.io/library/busybox:latest"}
+    assert not before & set(ready_pods())
+
+    history = server.kubectl("rollout", "history", "deployment/web").stdout
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"], history
+
+    assert rollout("rollout", "undo", "deployment/web") >= 3
+    deploy = apps.read_namespaced_deployment("web", "default")
+    assert deploy.spec.template.spec.containers[0].image == "busybox"
+    assert deploy.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+
+    before = set(ready_pods())
+    assert rollout("rollout", "restart", "deployment/web") >= 3
+    assert not before & set(ready_pods()), "rollout restart replaces every pod"
+    deploy = apps.read_namespaced_deployment("web", "default")
+    assert "kubectl.kubernetes.io/restartedAt" in deploy.spec.template.metadata.annotations
+    server.kubectl("delete", "deployment", "web")
+    wait_for(lambda: not core.list_namespaced_pod("default", label_selector="app=web").items, timeout=60,
+             what="web pods gone")

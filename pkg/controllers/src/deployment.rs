@@ -29,6 +29,8 @@ use std::time::Duration;
 
 /// Annotation with the revision a ReplicaSet (and its Deployment) is at.
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
+/// Annotation listing the earlier revisions a rolled-back-to ReplicaSet had.
+pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 
@@ -126,6 +128,17 @@ impl Controller {
                 .await?;
             return Ok(None);
         };
+
+        // A rollback makes an old ReplicaSet current again: it takes the next
+        // revision, and remembers the ones it had (kube's revision-history).
+        let current = revision(&new_rs);
+        if current <= max_old_revision {
+            self.bump_revision(&new_rs, current, max_old_revision + 1)
+                .await?;
+            self.set_revision(&d, max_old_revision + 1).await?;
+        } else {
+            self.set_revision(&d, current).await?;
+        }
 
         if recreate {
             self.recreate(&d, &new_rs, &old_rss, replicas).await?;
@@ -314,6 +327,35 @@ impl Controller {
         }
         self.set_revision(d, revision).await?;
         Ok(name)
+    }
+
+    /// Moves a ReplicaSet to revision `to`, adding `from` to its revision history.
+    async fn bump_revision(&self, rs: &ReplicaSet, from: i64, to: i64) -> Result<()> {
+        let mut history: Vec<String> = rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION_HISTORY))
+            .map(|h| h.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        if from > 0 {
+            history.push(from.to_string());
+        }
+        let api: Api<ReplicaSet> = Api::namespaced(
+            self.client.clone(),
+            rs.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": rs.metadata.resource_version,
+            "annotations": {REVISION: to.to_string(), REVISION_HISTORY: history.join(",")},
+        }});
+        api.patch(
+            rs.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Records the current revision on the Deployment, as `kubectl rollout history` reads it.
