@@ -55,6 +55,9 @@ def cluster(tmp_path_factory):
         make_node(core, "node-c", "2",
                   taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
         kubelets = FakeKubelets(api, ["node-a", "node-b", "node-c", "node-d"])
+        # Pods need the namespace's default ServiceAccount (admission refuses them before).
+        wait_for(lambda: core.list_namespaced_service_account(
+            "default", field_selector="metadata.name=default").items, what="default SA")
         yield server, api
     finally:
         if kubelets:

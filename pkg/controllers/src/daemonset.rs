@@ -14,14 +14,13 @@
 
 use crate::history::{self, REVISION_LABEL};
 use crate::nodes::{selects_node, untolerated};
-use crate::util::{controlled_by, controller_ref, is_available, is_ready, selector_matches};
+use crate::util::{controlled_by, is_available, is_ready, pod_from_template, selector_matches};
 use crate::{Config, Result, work};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodSpec, Toleration,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kite_client::events::{NORMAL, WARNING};
 use kite_client::{Change, Informer, Recorder, WorkQueue, key_of};
@@ -530,29 +529,19 @@ impl Controller {
             .as_ref()
             .map(|s| s.template.clone())
             .unwrap_or_default();
-        let meta = template.metadata.unwrap_or_default();
-        let mut labels = meta.labels.unwrap_or_default();
+        let mut pod = pod_from_template(&template, "apps/v1", "DaemonSet", &ds.metadata);
+        pod.metadata.generate_name =
+            Some(format!("{}-", ds.metadata.name.as_deref().unwrap_or("ds")));
+        let labels = pod.metadata.labels.get_or_insert_default();
         labels.insert(REVISION_LABEL.to_string(), hash.to_string());
         labels.insert(
             TEMPLATE_GENERATION_LABEL.to_string(),
             ds.metadata.generation.unwrap_or(1).to_string(),
         );
-        let mut spec = template.spec.unwrap_or_default();
-        spec.tolerations = Some(daemon_tolerations(&spec));
-        pin_to_node(&mut spec, node);
-        Pod {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{}-", ds.metadata.name.as_deref().unwrap_or("ds"))),
-                namespace: ds.metadata.namespace.clone(),
-                labels: Some(labels),
-                annotations: meta.annotations,
-                finalizers: meta.finalizers,
-                owner_references: Some(vec![controller_ref("apps/v1", "DaemonSet", &ds.metadata)]),
-                ..Default::default()
-            },
-            spec: Some(spec),
-            status: None,
-        }
+        let spec = pod.spec.get_or_insert_default();
+        spec.tolerations = Some(daemon_tolerations(spec));
+        pin_to_node(spec, node);
+        pod
     }
 }
 

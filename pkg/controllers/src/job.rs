@@ -15,11 +15,11 @@
 //! `batch.kubernetes.io/job-completion-index` annotation and label, the
 //! `JOB_COMPLETION_INDEX` variable and the hostname `<job>-<index>`.
 
-use crate::util::{controlled_by, controller_of, controller_ref, is_ready, selector_matches};
+use crate::util::{controlled_by, controller_of, is_ready, pod_from_template, selector_matches};
 use crate::{Config, Result, work};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kite_client::events::{NORMAL, WARNING};
 use kite_client::{Change, Informer, Recorder, WorkQueue, key_of};
@@ -691,16 +691,22 @@ impl Controller {
             .as_ref()
             .map(|s| s.template.clone())
             .unwrap_or_default();
-        let meta = template.metadata.unwrap_or_default();
-        let mut labels = meta.labels.unwrap_or_default();
-        let mut annotations = meta.annotations.unwrap_or_default();
-        let mut finalizers = meta.finalizers.unwrap_or_default();
-        finalizers.push(TRACKING_FINALIZER.to_string());
-        let mut spec = template.spec.unwrap_or_default();
+        let mut pod = pod_from_template(&template, "batch/v1", "Job", &job.metadata);
+        pod.metadata
+            .finalizers
+            .get_or_insert_default()
+            .push(TRACKING_FINALIZER.to_string());
+        let spec = pod.spec.get_or_insert_default();
         let generate_name = match index {
             Some(i) => {
-                labels.insert(COMPLETION_INDEX.to_string(), i.to_string());
-                annotations.insert(COMPLETION_INDEX.to_string(), i.to_string());
+                pod.metadata
+                    .labels
+                    .get_or_insert_default()
+                    .insert(COMPLETION_INDEX.to_string(), i.to_string());
+                pod.metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(COMPLETION_INDEX.to_string(), i.to_string());
                 if spec.hostname.is_none() {
                     spec.hostname = Some(format!("{name}-{i}"));
                 }
@@ -729,19 +735,8 @@ impl Controller {
             }
             None => format!("{name}-"),
         };
-        Pod {
-            metadata: ObjectMeta {
-                generate_name: Some(generate_name),
-                namespace: job.metadata.namespace.clone(),
-                labels: Some(labels),
-                annotations: Some(annotations).filter(|a| !a.is_empty()),
-                finalizers: Some(finalizers),
-                owner_references: Some(vec![controller_ref("batch/v1", "Job", &job.metadata)]),
-                ..Default::default()
-            },
-            spec: Some(spec),
-            status: None,
-        }
+        pod.metadata.generate_name = Some(generate_name);
+        pod
     }
 
     async fn create_pods(

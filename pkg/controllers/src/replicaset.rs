@@ -8,12 +8,11 @@
 //! events arrive neither creates nor deletes again.
 
 use crate::util::{
-    controlled_by, controller_ref, is_active, is_available, is_ready, selector_matches,
+    controlled_by, is_active, is_available, is_ready, pod_from_template, selector_matches,
 };
 use crate::{Config, Result, work};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kite_client::events::{NORMAL, WARNING};
 use kite_client::{Change, Informer, Recorder, WorkQueue, key_of};
 use kube::Resource;
@@ -228,20 +227,10 @@ impl Controller {
         rs: &ReplicaSet,
         template: &k8s_openapi::api::core::v1::PodTemplateSpec,
     ) -> Pod {
-        let meta = template.metadata.clone().unwrap_or_default();
-        Pod {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{}-", rs.metadata.name.as_deref().unwrap_or("rs"))),
-                namespace: rs.metadata.namespace.clone(),
-                labels: meta.labels,
-                annotations: meta.annotations,
-                finalizers: meta.finalizers,
-                owner_references: Some(vec![controller_ref("apps/v1", "ReplicaSet", &rs.metadata)]),
-                ..Default::default()
-            },
-            spec: template.spec.clone(),
-            status: None,
-        }
+        let mut pod = pod_from_template(template, "apps/v1", "ReplicaSet", &rs.metadata);
+        pod.metadata.generate_name =
+            Some(format!("{}-", rs.metadata.name.as_deref().unwrap_or("rs")));
+        pod
     }
 
     async fn update_status(

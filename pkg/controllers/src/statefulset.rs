@@ -15,7 +15,7 @@
 //! [`plan`] is the pure decision; the rest writes.
 
 use crate::history::{self, REVISION_LABEL};
-use crate::util::{controlled_by, controller_ref, is_available, is_ready, selector_matches};
+use crate::util::{controlled_by, is_available, is_ready, pod_from_template, selector_matches};
 use crate::{Config, Result, work};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
@@ -530,13 +530,14 @@ pub fn pod_for(set: &StatefulSet, template: &PodTemplateSpec, ord: i32, revision
     let set_name = set.metadata.name.clone().unwrap_or_default();
     let spec_of_set = set.spec.clone().unwrap_or_default();
     let name = format!("{set_name}-{ord}");
-    let meta = template.metadata.clone().unwrap_or_default();
-    let mut labels = meta.labels.unwrap_or_default();
+    let mut pod = pod_from_template(template, "apps/v1", "StatefulSet", &set.metadata);
+    pod.metadata.name = Some(name.clone());
+    let labels = pod.metadata.labels.get_or_insert_default();
     labels.insert(REVISION_LABEL.to_string(), revision.to_string());
     labels.insert(POD_NAME_LABEL.to_string(), name.clone());
     labels.insert(POD_INDEX_LABEL.to_string(), ord.to_string());
-    let mut spec = template.spec.clone().unwrap_or_default();
-    spec.hostname = Some(name.clone());
+    let spec = pod.spec.get_or_insert_default();
+    spec.hostname = Some(name);
     spec.subdomain = spec_of_set.service_name.clone().filter(|s| !s.is_empty());
     for claim in spec_of_set.volume_claim_templates.unwrap_or_default() {
         let claim = claim.metadata.name.unwrap_or_default();
@@ -552,23 +553,7 @@ pub fn pod_for(set: &StatefulSet, template: &PodTemplateSpec, ord: i32, revision
         volumes.retain(|v| v.name != claim);
         volumes.push(volume);
     }
-    Pod {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: set.metadata.namespace.clone(),
-            labels: Some(labels),
-            annotations: meta.annotations,
-            finalizers: meta.finalizers,
-            owner_references: Some(vec![controller_ref(
-                "apps/v1",
-                "StatefulSet",
-                &set.metadata,
-            )]),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: None,
-    }
+    pod
 }
 
 #[cfg(test)]

@@ -17,6 +17,30 @@ pub(crate) fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) 
     }
 }
 
+/// A pod from a controller's template, as kube's controllers make them: the
+/// template's labels, annotations, finalizers and spec, in the owner's
+/// namespace and controlled by it. Callers name it and add their own labels.
+pub(crate) fn pod_from_template(
+    template: &PodTemplateSpec,
+    api_version: &str,
+    kind: &str,
+    owner: &ObjectMeta,
+) -> Pod {
+    let meta = template.metadata.clone().unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            namespace: owner.namespace.clone(),
+            labels: meta.labels,
+            annotations: meta.annotations,
+            finalizers: meta.finalizers,
+            owner_references: Some(vec![controller_ref(api_version, kind, owner)]),
+            ..Default::default()
+        },
+        spec: Some(template.spec.clone().unwrap_or_default()),
+        status: None,
+    }
+}
+
 /// The owner reference marked `controller: true`, if any.
 pub(crate) fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
     meta.owner_references
