@@ -223,6 +223,13 @@ pub struct ServerArgs {
     )]
     pub disable_controller_manager: bool,
 
+    /// How long a node's kubelet may go without renewing its Lease before the
+    /// node's conditions turn Unknown and its pods are evicted (a Go duration:
+    /// 40s, 1m30s).
+    #[arg(long, env = "KITE_NODE_MONITOR_GRACE_PERIOD", value_name = "DURATION",
+          default_value = "40s", value_parser = duration, help_heading = "Components")]
+    pub node_monitor_grace_period: std::time::Duration,
+
     /// Do not run the node agent (kubelet and container runtime) in this server:
     /// it schedules and controls, but runs no pods itself.
     #[arg(long, env = "KITE_DISABLE_AGENT", help_heading = "Components")]
@@ -675,6 +682,41 @@ fn cidr(value: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
+/// A Go duration as Kubernetes flags take it (`40s`, `1m30s`, `500ms`, `1.5h`).
+fn duration(value: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("{value:?} is not a duration such as 40s or 1m30s");
+    let mut rest = value.trim();
+    if rest == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let number: f64 = rest[..number_end].parse().map_err(|_| invalid())?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| invalid())
+}
+
 fn port_range(value: &str) -> Result<PortRange, String> {
     let (first, last) = value
         .split_once('-')
@@ -784,6 +826,19 @@ mod tests {
             panic!("not the server command");
         };
         assert_eq!(args.disable, vec![Component::Dns, Component::Ingress]);
+    }
+
+    #[test]
+    fn durations_read_as_go_writes_them() {
+        use std::time::Duration;
+        assert_eq!(duration("40s"), Ok(Duration::from_secs(40)));
+        assert_eq!(duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("0"), Ok(Duration::ZERO));
+        assert!(duration("40").is_err());
+        assert!(duration("5x").is_err());
+        assert!(duration("").is_err());
     }
 
     #[test]

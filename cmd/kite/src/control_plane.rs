@@ -17,6 +17,8 @@ pub struct ControlPlane {
     pub server_ca_pem: String,
     /// `--cluster-cidr`, cut into the nodes' pod CIDRs.
     pub cluster_cidr: ipnet::IpNet,
+    /// `--node-monitor-grace-period`.
+    pub node_monitor_grace_period: std::time::Duration,
 }
 
 /// The API as a `kube::Client` for a component running as `user`.
@@ -53,6 +55,7 @@ pub fn spawn(
             root_ca_pem: plan.server_ca_pem.clone(),
             host: plan.node_name.clone(),
             cluster_cidr: Some(plan.cluster_cidr),
+            node_monitor_grace_period: plan.node_monitor_grace_period,
         };
         let elector = LeaderElector::new(
             client,

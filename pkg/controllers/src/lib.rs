@@ -6,7 +6,8 @@
 //! [`deployment`], [`statefulset`], [`cronjob`] (schedules in [`cron`]),
 //! [`daemonset`] (with [`history`] for ControllerRevisions), [`job`] (with
 //! [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what
-//! Services select), node IPAM ([`nodeipam`]: each node's pod CIDR) and the
+//! Services select), node IPAM ([`nodeipam`]: each node's pod CIDR), node
+//! health and taint-based eviction ([`node_lifecycle`]) and the
 //! garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
@@ -21,6 +22,7 @@ pub mod endpointslice;
 pub mod gc;
 pub mod history;
 pub mod job;
+pub mod node_lifecycle;
 pub mod nodeipam;
 mod nodes;
 pub mod replicaset;
@@ -53,6 +55,9 @@ pub struct Config {
     /// The cluster's pod range, cut into each node's `spec.podCIDR`
     /// (`None`: nodes get no pod CIDR from kite).
     pub cluster_cidr: Option<ipnet::IpNet>,
+    /// How long a kubelet may go without renewing its Lease before its node's
+    /// conditions turn Unknown (`--node-monitor-grace-period`).
+    pub node_monitor_grace_period: Duration,
 }
 
 /// Errors a reconcile can end with; the key is retried with back-off.
@@ -81,6 +86,10 @@ pub async fn run(config: Config) {
     let daemonsets = Informer::new(Api::<DaemonSet>::all(client.clone()));
     let revisions = Informer::new(Api::<ControllerRevision>::all(client.clone()));
     let statefulsets = Informer::new(Api::<StatefulSet>::all(client.clone()));
+    let leases = Informer::new(Api::namespaced(
+        client.clone(),
+        node_lifecycle::LEASE_NAMESPACE,
+    ));
 
     let sa = serviceaccount::Controller::new(&config);
     let rs = replicaset::Controller::new(&config, replicasets.clone(), pods.clone());
@@ -106,6 +115,8 @@ pub async fn run(config: Config) {
     let cj = cronjob::Controller::new(&config, cronjobs.clone(), jobs.clone());
     let gc = gc::GarbageCollector::new(&config);
     let ipam = nodeipam::Controller::new(&config, nodes.clone());
+    let lifecycle =
+        node_lifecycle::Controller::new(&config, nodes.clone(), pods.clone(), leases.clone());
 
     tokio::join!(
         pods.run(),
@@ -120,6 +131,7 @@ pub async fn run(config: Config) {
         daemonsets.run(),
         revisions.run(),
         statefulsets.run(),
+        leases.run(),
         sa.run(),
         rs.run(),
         deploy.run(),
@@ -131,6 +143,7 @@ pub async fn run(config: Config) {
         ds.run(),
         sts.run(),
         gc.run(),
+        lifecycle.run(),
         async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;

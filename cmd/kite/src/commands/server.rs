@@ -189,6 +189,7 @@ async fn serve(settings: Settings) -> Result<()> {
             node_name: settings.node_name.clone(),
             server_ca_pem: pki.server_ca_pem().to_string(),
             cluster_cidr: args.cluster_cidr,
+            node_monitor_grace_period: args.node_monitor_grace_period,
         },
     );
 
