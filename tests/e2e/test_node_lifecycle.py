@@ -115,7 +115,7 @@ def test_a_silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted(tmp_path
             "spec": {"taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]}}))
         kubelet = Kubelet(api, "lost")
         kubelet.post_ready()
-        kubelets = FakeKubelets(api, ["lost"])
+        kubelets = FakeKubelets(api, ["lost"], leases=False)
         wait_for(lambda: core.read_namespaced_service_account("default", "default"), what="default SA")
 
         exists_ = {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}
