@@ -157,23 +157,50 @@ class KiteServer:
 
 
 class FakeKubelets:
-    """Stands in for the kubelets of fake Node objects in one respect only:
+    """Stands in for the kubelets of fake Node objects in two respects only:
     pods bound to them that are being deleted (graceful deletion waits for a
     kubelet) are finalized with a grace period of 0, as a kubelet would after
-    stopping their containers. A test harness, never part of kite."""
+    stopping their containers; and, unless `leases` is false, their Leases in
+    kube-node-lease are renewed every 2 s, so the node lifecycle controller
+    keeps them Ready. A test harness, never part of kite."""
 
-    def __init__(self, api_client, nodes):
+    def __init__(self, api_client, nodes, leases=True):
         import threading
         from kubernetes import client
         self.core = client.CoreV1Api(api_client)
+        self.coord = client.CoordinationV1Api(api_client)
         self.nodes = set(nodes)
+        self.leases = leases
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def _renew_leases(self):
+        import datetime
+        from kubernetes.client.rest import ApiException
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for node in self.nodes:
+            try:
+                self.coord.patch_namespaced_lease(node, "kube-node-lease", {"spec": {"renewTime": now}})
+            except ApiException as e:
+                if e.status != 404:
+                    continue
+                try:
+                    self.coord.create_namespaced_lease("kube-node-lease", {
+                        "metadata": {"name": node},
+                        "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": now}})
+                except ApiException:
+                    pass
+            except Exception:
+                pass
+
     def _run(self):
         from kubernetes.client.rest import ApiException
+        renewed = 0.0
         while not self.stopped.wait(0.2):
+            if self.leases and time.monotonic() - renewed >= 2:
+                self._renew_leases()
+                renewed = time.monotonic()
             try:
                 pods = self.core.list_pod_for_all_namespaces().items
             except Exception:

@@ -223,6 +223,13 @@ pub struct ServerArgs {
     )]
     pub disable_controller_manager: bool,
 
+    /// How long a node's kubelet may go without renewing its Lease before the
+    /// node's conditions turn Unknown and its pods are evicted (a Go duration:
+    /// 40s, 1m30s).
+    #[arg(long, env = "KITE_NODE_MONITOR_GRACE_PERIOD", value_name = "DURATION",
+          default_value = "40s", value_parser = duration, help_heading = "Components")]
+    pub node_monitor_grace_period: std::time::Duration,
+
     /// Do not run the node agent (kubelet and container runtime) in this server:
     /// it schedules and controls, but runs no pods itself.
     #[arg(long, env = "KITE_DISABLE_AGENT", help_heading = "Components")]
@@ -715,6 +722,41 @@ fn cidr(value: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
+/// A Go duration as Kubernetes flags take it (`40s`, `1m30s`, `500ms`, `1.5h`).
+fn duration(value: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("{value:?} is not a duration such as 40s or 1m30s");
+    let mut rest = value.trim();
+    if rest == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let number: f64 = rest[..number_end].parse().map_err(|_| invalid())?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| invalid())
+}
+
 fn port_range(value: &str) -> Result<PortRange, String> {
     let (first, last) = value
         .split_once('-')
@@ -725,41 +767,6 @@ fn port_range(value: &str) -> Result<PortRange, String> {
         return Err(format!("{value:?}: the first port is above the last"));
     }
     Ok(PortRange { first, last })
-}
-
-/// A Go duration as kube's flags take them: `300ms`, `30s`, `5m`, `1h30m`, `0`.
-pub fn duration(value: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("{value:?} is not a duration such as 30s, 5m or 1h30m");
-    if value == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = value;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += number * seconds;
-        rest = &rest[unit_len..];
-    }
-    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 fn file_mode(value: &str) -> Result<u32, String> {
@@ -844,20 +851,6 @@ fn node_name(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_as_go_does() {
-        use std::time::Duration;
-        assert_eq!(duration("0"), Ok(Duration::ZERO));
-        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "5", "m", "5x", "-1s", "1s2"] {
-            assert!(duration(bad).is_err(), "{bad:?} parsed");
-        }
-    }
     use clap::CommandFactory;
 
     #[test]
@@ -873,6 +866,19 @@ mod tests {
             panic!("not the server command");
         };
         assert_eq!(args.disable, vec![Component::Dns, Component::Ingress]);
+    }
+
+    #[test]
+    fn durations_read_as_go_writes_them() {
+        use std::time::Duration;
+        assert_eq!(duration("40s"), Ok(Duration::from_secs(40)));
+        assert_eq!(duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("0"), Ok(Duration::ZERO));
+        for bad in ["40", "5x", "", "m", "-1s", "1s2"] {
+            assert!(duration(bad).is_err(), "{bad:?} parsed");
+        }
     }
 
     #[test]

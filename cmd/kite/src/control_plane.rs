@@ -19,6 +19,8 @@ pub struct ControlPlane {
     pub cluster_cidr: ipnet::IpNet,
     /// Run ServiceLB (`--disable servicelb` turns it off).
     pub service_lb: bool,
+    /// `--node-monitor-grace-period`.
+    pub node_monitor_grace_period: std::time::Duration,
 }
 
 /// The API as a `kube::Client` for a component running as `user`.
@@ -56,6 +58,7 @@ pub fn spawn(
             host: plan.node_name.clone(),
             cluster_cidr: Some(plan.cluster_cidr),
             service_lb: plan.service_lb,
+            node_monitor_grace_period: plan.node_monitor_grace_period,
         };
         let elector = LeaderElector::new(
             client,

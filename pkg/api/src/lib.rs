@@ -17,6 +17,7 @@ pub mod selector;
 pub mod status;
 pub mod structural;
 pub mod table;
+pub mod taints;
 pub mod validation;
 pub mod version;
 

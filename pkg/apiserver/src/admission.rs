@@ -1,12 +1,12 @@
-//! Admission of new pods, in Kubernetes' order: LimitRanger, then
-//! ServiceAccount. The decisions are pure functions in
+//! Admission of new pods, in Kubernetes' order: LimitRanger, ServiceAccount,
+//! then DefaultTolerationSeconds. The decisions are pure functions in
 //! [`kite_api::admission`]; this module fetches what they consult (the
 //! namespace's LimitRanges, the pod's ServiceAccount) from the store.
 
 use crate::api::Call;
 use crate::errors::{self, ApiResult};
 use crate::objects;
-use kite_api::admission::{limit_range, service_account};
+use kite_api::admission::{default_toleration_seconds, limit_range, service_account};
 use kite_api::{Status, StatusDetails, StatusReason};
 use serde_json::Value;
 
@@ -46,6 +46,7 @@ pub async fn admit_create(call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
         };
         service_account::admit(obj, &found, &objects::name_suffix());
     }
+    default_toleration_seconds::admit(obj);
     Ok(())
 }
 

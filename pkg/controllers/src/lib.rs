@@ -6,7 +6,8 @@
 //! [`deployment`], [`statefulset`], [`cronjob`] (schedules in [`cron`]),
 //! [`daemonset`] (with [`history`] for ControllerRevisions), [`job`] (with
 //! [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what
-//! Services select), node IPAM ([`nodeipam`]: each node's pod CIDR) and the
+//! Services select), node IPAM ([`nodeipam`]: each node's pod CIDR), node
+//! health and taint-based eviction ([`node_lifecycle`]) and the
 //! garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
@@ -21,6 +22,7 @@ pub mod endpointslice;
 pub mod gc;
 pub mod history;
 pub mod job;
+pub mod node_lifecycle;
 pub mod nodeipam;
 mod nodes;
 pub mod replicaset;
@@ -56,6 +58,9 @@ pub struct Config {
     pub cluster_cidr: Option<ipnet::IpNet>,
     /// Whether LoadBalancer Services get the node addresses ([`servicelb`]).
     pub service_lb: bool,
+    /// How long a kubelet may go without renewing its Lease before its node's
+    /// conditions turn Unknown (`--node-monitor-grace-period`).
+    pub node_monitor_grace_period: Duration,
 }
 
 /// Errors a reconcile can end with; the key is retried with back-off.
@@ -84,6 +89,10 @@ pub async fn run(config: Config) {
     let daemonsets = Informer::new(Api::<DaemonSet>::all(client.clone()));
     let revisions = Informer::new(Api::<ControllerRevision>::all(client.clone()));
     let statefulsets = Informer::new(Api::<StatefulSet>::all(client.clone()));
+    let leases = Informer::new(Api::namespaced(
+        client.clone(),
+        node_lifecycle::LEASE_NAMESPACE,
+    ));
 
     let sa = serviceaccount::Controller::new(&config);
     let rs = replicaset::Controller::new(&config, replicasets.clone(), pods.clone());
@@ -112,6 +121,8 @@ pub async fn run(config: Config) {
     let lb = config
         .service_lb
         .then(|| servicelb::Controller::new(&config, services.clone(), nodes.clone()));
+    let lifecycle =
+        node_lifecycle::Controller::new(&config, nodes.clone(), pods.clone(), leases.clone());
 
     tokio::join!(
         pods.run(),
@@ -126,6 +137,7 @@ pub async fn run(config: Config) {
         daemonsets.run(),
         revisions.run(),
         statefulsets.run(),
+        leases.run(),
         sa.run(),
         rs.run(),
         deploy.run(),
@@ -137,6 +149,7 @@ pub async fn run(config: Config) {
         ds.run(),
         sts.run(),
         gc.run(),
+        lifecycle.run(),
         async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;

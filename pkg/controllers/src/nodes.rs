@@ -1,35 +1,11 @@
 //! Which nodes a pod may run on, as the DaemonSet controller judges it before
-//! the scheduler does: `nodeSelector`, required node affinity and taints.
-//! (The scheduler has its own copy of these rules; components share only the API.)
+//! the scheduler does: `nodeSelector`, required node affinity and taints (the
+//! taint matching itself is `kite_api::taints`, shared with the scheduler).
 
 use k8s_openapi::api::core::v1::{
     Node, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
 };
 use std::collections::BTreeMap;
-
-/// Whether `toleration` tolerates `taint`.
-pub(crate) fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = toleration.effect.as_deref()
-        && !effect.is_empty()
-        && effect != taint.effect
-    {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        // Exists with no key tolerates every taint.
-        "Exists" => true,
-        "Equal" | "" => {
-            !key.is_empty()
-                && toleration.value.as_deref().unwrap_or_default()
-                    == taint.value.as_deref().unwrap_or_default()
-        }
-        _ => false,
-    }
-}
 
 /// The node's taints with `effect` that none of `tolerations` tolerates.
 pub(crate) fn untolerated<'a>(
@@ -37,13 +13,15 @@ pub(crate) fn untolerated<'a>(
     tolerations: &[Toleration],
     effect: &str,
 ) -> Vec<&'a Taint> {
+    kite_api::taints::untolerated(taints_of(node), tolerations, effect)
+}
+
+/// The node's taints.
+pub(crate) fn taints_of(node: &Node) -> &[Taint] {
     node.spec
         .as_ref()
         .and_then(|s| s.taints.as_deref())
         .unwrap_or_default()
-        .iter()
-        .filter(|t| t.effect == effect && !tolerations.iter().any(|tol| tolerates(tol, t)))
-        .collect()
 }
 
 /// Whether `node` satisfies the pod's `nodeSelector` and required node affinity.

@@ -9,6 +9,7 @@ use crate::node_info::{HostPort, NodeInfo, PodUsage};
 use k8s_openapi::api::core::v1::{
     NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
 };
+use kite_api::taints::tolerated;
 use std::collections::BTreeMap;
 
 /// Why a node cannot take a pod.
@@ -79,7 +80,7 @@ fn node_unschedulable(facts: &PodFacts<'_>, node: &NodeInfo) -> Result<(), Rejec
         effect: "NoSchedule".into(),
         ..Default::default()
     };
-    if unschedulable && !facts.tolerations().iter().any(|t| tolerates(t, &taint)) {
+    if unschedulable && !tolerated(facts.tolerations(), &taint) {
         return Err(Rejection::unresolvable("node(s) were unschedulable"));
     }
     Ok(())
@@ -98,7 +99,7 @@ fn taint_toleration(facts: &PodFacts<'_>, node: &NodeInfo) -> Result<(), Rejecti
     let tolerations = facts.tolerations();
     let untolerated = node.taints.iter().find(|taint| {
         matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute")
-            && !tolerations.iter().any(|t| tolerates(t, taint))
+            && !tolerated(tolerations, taint)
     });
     match untolerated {
         Some(taint) => Err(Rejection::unresolvable(format!(
@@ -107,30 +108,6 @@ fn taint_toleration(facts: &PodFacts<'_>, node: &NodeInfo) -> Result<(), Rejecti
             taint.value.as_deref().unwrap_or_default()
         ))),
         None => Ok(()),
-    }
-}
-
-/// Whether `toleration` tolerates `taint` (key, operator, value and effect).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = toleration.effect.as_deref()
-        && !effect.is_empty()
-        && effect != taint.effect
-    {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        // An empty key with Exists tolerates everything.
-        "Exists" => true,
-        "Equal" | "" => {
-            !key.is_empty()
-                && toleration.value.as_deref().unwrap_or_default()
-                    == taint.value.as_deref().unwrap_or_default()
-        }
-        _ => false,
     }
 }
 

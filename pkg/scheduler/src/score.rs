@@ -5,8 +5,9 @@
 //! (1), NodeAffinity's preferred terms (2) and TaintToleration's PreferNoSchedule
 //! count (3). Each plugin yields 0–100 per node; the weighted sum decides.
 
-use crate::filter::{PodFacts, term_matches, tolerates};
+use crate::filter::{PodFacts, term_matches};
 use crate::node_info::NodeInfo;
+use kite_api::taints::tolerates;
 use std::collections::BTreeMap;
 
 /// The highest score one plugin gives a node.

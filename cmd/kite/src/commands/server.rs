@@ -204,6 +204,7 @@ async fn serve(settings: Settings) -> Result<()> {
             server_ca_pem: pki.server_ca_pem().to_string(),
             cluster_cidr: args.cluster_cidr,
             service_lb: !args.disable.contains(&crate::cli::Component::Servicelb),
+            node_monitor_grace_period: args.node_monitor_grace_period,
         },
     );
 

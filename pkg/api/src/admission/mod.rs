@@ -5,9 +5,12 @@
 //! - [`service_account`]: the `default` service account, its image pull
 //!   secrets, and the projected API-access volume in every container;
 //! - [`limit_range`]: default requests and limits from the namespace's
-//!   LimitRanges, and their minimum, maximum and ratio checks.
+//!   LimitRanges, and their minimum, maximum and ratio checks;
+//! - [`default_toleration_seconds`]: 300-second tolerations of the
+//!   not-ready and unreachable NoExecute taints.
 //!
 //! Kubernetes runs them in this order (LimitRanger, then ServiceAccount).
 
+pub mod default_toleration_seconds;
 pub mod limit_range;
 pub mod service_account;
