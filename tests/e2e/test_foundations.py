@@ -52,6 +52,10 @@ def test_anonymous_curl_gets_401_status_on_api_and_200_on_readyz(kite_server):
     assert (code, body) == (200, "ok")
     code, body, _ = kite_server.curl("/readyz?verbose")
     assert code == 200 and "[+]etcd ok" in body and body.rstrip().endswith("readyz check passed")
+    # Each component running in the server reports under its own name.
+    for component in ["kube-scheduler", "kube-controller-manager", "cluster-dns"]:
+        assert f"[+]{component} ok" in body, body
+    assert kite_server.curl("/readyz/kube-scheduler")[:2] == (200, "ok")
     for path in ["/livez", "/healthz", "/version"]:
         assert kite_server.curl(path)[0] == 200, path
 

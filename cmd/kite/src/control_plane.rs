@@ -30,11 +30,12 @@ fn client(server: &kite_apiserver::Server, user: &str) -> kube::Client {
     kube::Client::new(server.in_process(user, &["system:masters"]), "default")
 }
 
-/// Starts the enabled components as background tasks.
+/// Starts the enabled components as background tasks, each with its name in
+/// `/readyz?verbose`.
 pub fn spawn(
     server: &kite_apiserver::Server,
     plan: ControlPlane,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
     let mut tasks = Vec::new();
     let identity = Arc::new(leader::identity(&plan.node_name));
     if plan.scheduler {
@@ -48,7 +49,10 @@ pub fn spawn(
             client,
             leader::Config::new("kube-system", "kube-scheduler", &identity),
         );
-        tasks.push(tokio::spawn(elector.run(move || scheduler.clone().run())));
+        tasks.push((
+            "kube-scheduler",
+            tokio::spawn(elector.run(move || scheduler.clone().run())),
+        ));
     }
     if plan.controllers {
         let client = client(server, "system:kube-controller-manager");
@@ -64,8 +68,9 @@ pub fn spawn(
             client,
             leader::Config::new("kube-system", "kube-controller-manager", &identity),
         );
-        tasks.push(tokio::spawn(
-            elector.run(move || kite_controllers::run(config.clone())),
+        tasks.push((
+            "kube-controller-manager",
+            tokio::spawn(elector.run(move || kite_controllers::run(config.clone()))),
         ));
     }
     tasks

@@ -70,7 +70,8 @@ impl Endpoint {
 /// The health checks of one server and its shutdown flag.
 #[derive(Debug, Default)]
 pub struct Health {
-    checks: Vec<HealthCheck>,
+    /// Components started after the server add theirs ([`Health::add`]).
+    checks: std::sync::RwLock<Vec<HealthCheck>>,
     shutting_down: AtomicBool,
 }
 
@@ -78,9 +79,36 @@ impl Health {
     /// Health with the built-in `ping` and `log` checks plus the components' own.
     pub fn new(checks: Vec<HealthCheck>) -> Self {
         Self {
-            checks,
+            checks: std::sync::RwLock::new(checks),
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// Adds a check, e.g. of a component started once the API serves.
+    pub fn add(&self, check: HealthCheck) {
+        self.checks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(check);
+    }
+
+    /// A check that passes while `task` runs: a component whose task ended
+    /// (it failed, or panicked) makes `/readyz` fail under its name.
+    pub fn add_task(&self, name: &str, task: tokio::task::AbortHandle) {
+        let task = Arc::new(task);
+        self.add(HealthCheck {
+            name: name.to_string(),
+            probe: Arc::new(move || {
+                let finished = task.is_finished();
+                Box::pin(async move {
+                    if finished {
+                        Err("the component stopped".to_string())
+                    } else {
+                        Ok(())
+                    }
+                })
+            }),
+        });
     }
 
     /// Marks the server as shutting down: `/readyz` fails from now on.
@@ -100,7 +128,12 @@ impl Health {
 
         let mut results: Vec<(String, Result<(), String>)> =
             vec![("ping".to_string(), Ok(())), ("log".to_string(), Ok(()))];
-        for check in &self.checks {
+        let checks = self
+            .checks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for check in &checks {
             results.push((check.name.clone(), (check.probe)().await));
         }
         if endpoint == Endpoint::Readyz {
@@ -188,6 +221,30 @@ mod tests {
             .expect("body")
             .to_bytes();
         (code, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_component_whose_task_ended_fails_readyz() {
+        let health = Health::new(vec![]);
+        let running = tokio::spawn(std::future::pending::<()>());
+        let ended = tokio::spawn(async {});
+        health.add_task("kube-proxy", running.abort_handle());
+        health.add_task("cluster-dns", ended.abort_handle());
+        let _ = (&mut { ended }).await;
+        let (code, text) = text_of(
+            health
+                .answer(Endpoint::Readyz, Some("kube-proxy"), "")
+                .await,
+        )
+        .await;
+        assert_eq!((code, text.as_str()), (StatusCode::OK, "ok"));
+        let (code, text) = text_of(health.answer(Endpoint::Readyz, None, "verbose").await).await;
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            text.contains("[+]kube-proxy ok\n[-]cluster-dns failed: reason withheld\n"),
+            "{text}"
+        );
+        running.abort();
     }
 
     #[tokio::test]

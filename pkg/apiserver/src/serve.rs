@@ -134,6 +134,11 @@ impl Server {
         })
     }
 
+    /// The health checks behind `/healthz`, `/livez` and `/readyz`.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
     /// A service reaching this server's API in-process as `user` in `groups`,
     /// for the components that run inside `kite server` (see [`crate::InProcess`]).
     pub fn in_process(&self, user: &str, groups: &[&str]) -> crate::InProcess {

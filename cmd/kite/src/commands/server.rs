@@ -230,8 +230,17 @@ async fn serve(settings: Settings) -> Result<()> {
     );
     tracing::debug!(token_file = %settings.data.token().display(), len = token.len(), "join token ready");
 
+    let tasks: Vec<(&str, tokio::task::JoinHandle<()>)> = control_plane
+        .into_iter()
+        .chain(agent.map(|task| ("kubelet", task)))
+        .chain(dns.map(|task| ("cluster-dns", task)))
+        .collect();
+    for (name, task) in &tasks {
+        server.health().add_task(name, task.abort_handle());
+    }
+
     server.run(shutdown_signal()).await.context("API server")?;
-    for task in control_plane.into_iter().chain(agent).chain(dns) {
+    for (_, task) in tasks {
         task.abort();
     }
     tracing::info!("kite stopped");
