@@ -5,9 +5,13 @@
 //! - [`service_account`]: the `default` service account, its image pull
 //!   secrets, and the projected API-access volume in every container;
 //! - [`limit_range`]: default requests and limits from the namespace's
-//!   LimitRanges, and their minimum, maximum and ratio checks.
+//!   LimitRanges, and their minimum, maximum and ratio checks;
+//! - [`resource_quota`]: what objects charge against ResourceQuotas, and
+//!   the check that refuses what would go over them.
 //!
-//! Kubernetes runs them in this order (LimitRanger, then ServiceAccount).
+//! Kubernetes runs them in this order (LimitRanger, then ServiceAccount);
+//! ResourceQuota validates every kind's creates after both.
 
 pub mod limit_range;
+pub mod resource_quota;
 pub mod service_account;
