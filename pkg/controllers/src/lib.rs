@@ -24,6 +24,7 @@ pub mod job;
 pub mod nodeipam;
 mod nodes;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod ttl;
@@ -106,6 +107,7 @@ pub async fn run(config: Config) {
     let cj = cronjob::Controller::new(&config, cronjobs.clone(), jobs.clone());
     let gc = gc::GarbageCollector::new(&config);
     let ipam = nodeipam::Controller::new(&config, nodes.clone());
+    let quota = resourcequota::Controller::new(&config, pods.clone(), services.clone());
 
     tokio::join!(
         pods.run(),
@@ -131,6 +133,7 @@ pub async fn run(config: Config) {
         ds.run(),
         sts.run(),
         gc.run(),
+        quota.run(),
         async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;

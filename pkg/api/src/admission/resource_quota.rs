@@ -121,8 +121,7 @@ pub fn add(a: &mut ResourceList, b: &ResourceList) {
 
 /// Whether `name` is an extended resource a quota can limit (`requests.example.com/gpu`).
 fn is_extended_request(name: &str) -> bool {
-    name.strip_prefix("requests.")
-        .is_some_and(|rest| is_extended(rest))
+    name.strip_prefix("requests.").is_some_and(is_extended)
 }
 
 /// Not a native resource: has a domain, and the domain is not kubernetes.io's.
@@ -601,10 +600,10 @@ pub fn admit(
             continue;
         }
         let name = quota_name(quota);
-        if evaluator(group, plural) == Evaluator::Pods {
-            if let Some(why) = missing_compute(obj, &restricted) {
-                return Err(format!("failed quota: {name}: {why}"));
-            }
+        if evaluator(group, plural) == Evaluator::Pods
+            && let Some(why) = missing_compute(obj, &restricted)
+        {
+            return Err(format!("failed quota: {name}: {why}"));
         }
         let used = quota.pointer("/status/used").and_then(Value::as_object);
         if !restricted
@@ -648,8 +647,10 @@ pub fn admit(
     for i in interesting {
         let quota = &quotas[i];
         let mut delta = input.clone();
-        if let Some((old, prev)) = &previous {
-            if matches_scopes(group, plural, quota, old) {
+        if let Some((old, prev)) = &previous
+            && matches_scopes(group, plural, quota, old)
+        {
+            {
                 delta = input
                     .iter()
                     .map(|(n, q)| {
