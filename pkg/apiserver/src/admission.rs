@@ -6,7 +6,9 @@
 use crate::api::Call;
 use crate::errors::{self, ApiResult};
 use crate::objects;
-use kite_api::admission::{default_toleration_seconds, limit_range, service_account};
+use kite_api::admission::{
+    default_toleration_seconds, limit_range, resource_quota, service_account,
+};
 use kite_api::{Status, StatusDetails, StatusReason};
 use serde_json::Value;
 
@@ -48,6 +50,100 @@ pub async fn admit_create(call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
     }
     default_toleration_seconds::admit(obj);
     Ok(())
+}
+
+/// Serialises quota admission, so back-to-back creates each see the usage
+/// the one before charged.
+static QUOTA_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// ResourceQuota admission, after the object is defaulted, mutated and
+/// validated: refuses `obj` if it would take any of the namespace's quotas
+/// over `status.hard`, else charges it to their `status.used` (kept as is for
+/// a dry run) before the object is stored, retrying when a quota changed
+/// under it.
+pub async fn admit_quota(
+    call: &Call<'_>,
+    obj: &Value,
+    old: Option<&Value>,
+    dry_run: bool,
+) -> ApiResult<()> {
+    let resource = &call.resource;
+    let Some(namespace) = call.namespace() else {
+        return Ok(());
+    };
+    let namespace_creation = resource.group.is_empty() && resource.kind == "Namespace";
+    if namespace_creation
+        || call.request.subresource.is_some()
+        || !resource_quota::handles(&resource.group, &resource.plural, old.is_some())
+    {
+        return Ok(());
+    }
+    let Some(quotas_resource) = call.api.registry.get("", "v1", "resourcequotas") else {
+        return Ok(());
+    };
+    let name = objects::name(obj).to_string();
+    let _serial = QUOTA_LOCK.lock().await;
+    // Quotas already charged; a retry weighs only those whose write lost a race.
+    let mut done = std::collections::HashSet::new();
+    for _ in 0..5 {
+        let prefix = objects::prefix(&quotas_resource, Some(namespace));
+        let page = call
+            .api
+            .store
+            .list(&prefix, None, 0, 0)
+            .await
+            .map_err(errors::from_store)?;
+
+        let mut quotas = Vec::new();
+        for kv in &page.kvs {
+            let quota = objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal)?;
+            if !done.contains(&kv.key) {
+                quotas.push((quota, kv.key.clone(), kv.mod_revision));
+            }
+        }
+        if quotas.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<Value> = quotas.iter().map(|(q, _, _)| q.clone()).collect();
+        let charged = resource_quota::admit(&values, &resource.group, &resource.plural, obj, old)
+            .map_err(|why| forbidden(call, &name, &why))?;
+        if dry_run || charged.is_empty() {
+            return Ok(());
+        }
+        let mut conflict = false;
+        for (i, used) in charged {
+            let (quota, key, revision) = &quotas[i];
+            let mut updated = quota.clone();
+            updated["status"]["used"] = resource_quota::to_json(&used);
+            match call
+                .api
+                .store
+                .update(
+                    key,
+                    crate::strategy::encode(&quotas_resource, &updated),
+                    *revision,
+                    0,
+                )
+                .await
+                .map_err(errors::from_store)?
+            {
+                kite_store::UpdateOutcome::Updated { .. } => {
+                    done.insert(key.clone());
+                }
+                kite_store::UpdateOutcome::Conflict { .. } => conflict = true,
+            }
+        }
+        if !conflict {
+            return Ok(());
+        }
+    }
+    Err(Status::failure(
+        StatusReason::Conflict,
+        format!(
+            "{} {name:?} is forbidden: quota status kept changing",
+            resource.group_resource()
+        ),
+    ))
 }
 
 fn forbidden(call: &Call<'_>, name: &str, why: &str) -> Status {

@@ -26,6 +26,7 @@ pub mod node_lifecycle;
 pub mod nodeipam;
 mod nodes;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod servicelb;
 pub mod statefulset;
@@ -123,6 +124,7 @@ pub async fn run(config: Config) {
         .then(|| servicelb::Controller::new(&config, services.clone(), nodes.clone()));
     let lifecycle =
         node_lifecycle::Controller::new(&config, nodes.clone(), pods.clone(), leases.clone());
+    let quota = resourcequota::Controller::new(&config, pods.clone(), services.clone());
 
     tokio::join!(
         pods.run(),
@@ -150,6 +152,7 @@ pub async fn run(config: Config) {
         sts.run(),
         gc.run(),
         lifecycle.run(),
+        quota.run(),
         async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;

@@ -8,9 +8,13 @@
 //!   LimitRanges, and their minimum, maximum and ratio checks;
 //! - [`default_toleration_seconds`]: 300-second tolerations of the
 //!   not-ready and unreachable NoExecute taints.
+//! - [`resource_quota`]: what objects charge against ResourceQuotas, and
+//!   the check that refuses what would go over them.
 //!
-//! Kubernetes runs them in this order (LimitRanger, then ServiceAccount).
+//! Kubernetes runs them in this order (LimitRanger, then ServiceAccount);
+//! ResourceQuota validates every kind's creates after both.
 
 pub mod default_toleration_seconds;
 pub mod limit_range;
+pub mod resource_quota;
 pub mod service_account;

@@ -65,6 +65,7 @@ pub async fn create_object(
     }
     crate::admission::admit_create(call, &mut obj).await?;
     validate(call, &obj, None)?;
+    crate::admission::admit_quota(call, &obj, None, call.dry_run()?).await?;
     if call.dry_run()? {
         return Ok(crate::field_validation::add_warnings(
             output::object(call, StatusCode::CREATED, &obj)?,
