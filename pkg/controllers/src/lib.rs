@@ -126,43 +126,44 @@ pub async fn run(config: Config) {
         node_lifecycle::Controller::new(&config, nodes.clone(), pods.clone(), leases.clone());
     let quota = resourcequota::Controller::new(&config, pods.clone(), services.clone());
 
+    // Each on the heap: together, inline, they overflow a worker thread's stack.
     tokio::join!(
-        pods.run(),
-        replicasets.run(),
-        deployments.run(),
-        services.run(),
-        slices.run(),
-        endpoints.run(),
-        jobs.run(),
-        cronjobs.run(),
-        nodes.run(),
-        daemonsets.run(),
-        revisions.run(),
-        statefulsets.run(),
-        leases.run(),
-        sa.run(),
-        rs.run(),
-        deploy.run(),
-        eps.run(),
-        ep.run(),
-        job.run(),
-        ttl.run(),
-        cj.run(),
-        ds.run(),
-        sts.run(),
-        gc.run(),
-        lifecycle.run(),
-        quota.run(),
-        async move {
+        Box::pin(pods.run()),
+        Box::pin(replicasets.run()),
+        Box::pin(deployments.run()),
+        Box::pin(services.run()),
+        Box::pin(slices.run()),
+        Box::pin(endpoints.run()),
+        Box::pin(jobs.run()),
+        Box::pin(cronjobs.run()),
+        Box::pin(nodes.run()),
+        Box::pin(daemonsets.run()),
+        Box::pin(revisions.run()),
+        Box::pin(statefulsets.run()),
+        Box::pin(leases.run()),
+        Box::pin(sa.run()),
+        Box::pin(rs.run()),
+        Box::pin(deploy.run()),
+        Box::pin(eps.run()),
+        Box::pin(ep.run()),
+        Box::pin(job.run()),
+        Box::pin(ttl.run()),
+        Box::pin(cj.run()),
+        Box::pin(ds.run()),
+        Box::pin(sts.run()),
+        Box::pin(gc.run()),
+        Box::pin(lifecycle.run()),
+        Box::pin(quota.run()),
+        Box::pin(async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;
             }
-        },
-        async move {
+        }),
+        Box::pin(async move {
             if let Some(lb) = lb {
                 lb.run().await;
             }
-        },
+        }),
     );
 }
 
