@@ -82,11 +82,16 @@ pub async fn admit_quota(
         return Ok(());
     };
     let name = objects::name(obj).to_string();
+    // Most namespaces have no quota: ask the watch cache (memory) before
+    // serialising on the lock and reading the store.
+    let prefix = objects::prefix(&quotas_resource, Some(namespace));
+    if call.api.cache(&quotas_resource).list(&prefix).0.is_empty() {
+        return Ok(());
+    }
     let _serial = QUOTA_LOCK.lock().await;
     // Quotas already charged; a retry weighs only those whose write lost a race.
     let mut done = std::collections::HashSet::new();
     for _ in 0..5 {
-        let prefix = objects::prefix(&quotas_resource, Some(namespace));
         let page = call
             .api
             .store
