@@ -14,20 +14,12 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from conftest import FakeKubelets, KiteServer
+from test_kubelet import wait_for
 
 GRACE = 5
 UNREACHABLE = "node.kubernetes.io/unreachable"
 
 
-def wait_for(check, timeout=20, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
 def now():

@@ -72,7 +72,7 @@ pub fn check(call: &Call<'_>, raw: &[u8], obj: &mut Value) -> ApiResult<Vec<Stri
             problems.join(", ")
         )));
     }
-    drop_unknown(call, obj);
+    drop_unknown(call, obj, &problems)?;
     Ok(problems)
 }
 
@@ -100,7 +100,7 @@ pub fn check_patched(call: &Call<'_>, patch: &[u8], patched: &mut Value) -> ApiR
         });
         return Err(status);
     }
-    drop_unknown(call, patched);
+    drop_unknown(call, patched, &problems)?;
     Ok(problems)
 }
 
@@ -112,9 +112,15 @@ fn found(call: &Call<'_>, raw: &[u8], obj: &Value) -> ApiResult<Vec<String>> {
     })
 }
 
-fn drop_unknown(call: &Call<'_>, obj: &mut Value) {
-    if call.resource.custom.is_some() || crate::strategy::is_custom(&call.resource) {
-        return;
+/// Prunes unknown fields; under Strict and Warn the walk already found
+/// whether there are any, so a clean object is not walked twice.
+fn drop_unknown(call: &Call<'_>, obj: &mut Value, problems: &[String]) -> ApiResult<()> {
+    let looked = mode(call)? != Mode::Ignore;
+    if call.resource.custom.is_some()
+        || crate::strategy::is_custom(&call.resource)
+        || (looked && !problems.iter().any(|p| p.starts_with("unknown field")))
+    {
+        return Ok(());
     }
     if let Some(def) = kite_api::schema::definition_name_for(
         &call.resource.group,
@@ -123,6 +129,7 @@ fn drop_unknown(call: &Call<'_>, obj: &mut Value) {
     ) {
         kite_api::schema::drop_unknown_fields(def, obj);
     }
+    Ok(())
 }
 
 /// Adds `Warning: 299 - "..."` headers to a response.

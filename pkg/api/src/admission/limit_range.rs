@@ -126,8 +126,8 @@ pub fn violations(pod: &Value, ranges: &[Value]) -> Vec<String> {
                 continue;
             };
             for container in containers {
-                let requests = list(container.pointer("/resources/requests"));
-                let limits = list(container.pointer("/resources/limits"));
+                let requests = resources(container.pointer("/resources/requests"));
+                let limits = resources(container.pointer("/resources/limits"));
                 check(item, "Container", &requests, &limits, &mut out);
             }
         }
@@ -141,7 +141,8 @@ pub fn violations(pod: &Value, ranges: &[Value]) -> Vec<String> {
 
 type Resources = BTreeMap<String, Quantity>;
 
-fn list(value: Option<&Value>) -> Resources {
+/// A `ResourceList` (`{"cpu": "500m", ...}`) as quantities; unparsable entries are skipped.
+pub(super) fn resources(value: Option<&Value>) -> Resources {
     value
         .and_then(Value::as_object)
         .map(|m| {
@@ -164,7 +165,7 @@ fn pod_totals(pod: &Value) -> (Resources, Resources) {
                 .into_iter()
                 .flatten()
             {
-                for (name, q) in list(container.pointer(&format!("/resources/{field}"))) {
+                for (name, q) in resources(container.pointer(&format!("/resources/{field}"))) {
                     let merged = match into.get(&name) {
                         Some(old) => {
                             Quantity::from_nanos(combine(old.nanos(), q.nanos()), q.format())
@@ -188,7 +189,7 @@ fn check(
     limits: &Resources,
     out: &mut Vec<String>,
 ) {
-    for (name, enforced) in list(item.get("min")) {
+    for (name, enforced) in resources(item.get("min")) {
         let shown = enforced.canonical();
         match (requests.get(&name), limits.get(&name)) {
             (None, _) => out.push(format!(
@@ -205,7 +206,7 @@ fn check(
             _ => {}
         }
     }
-    for (name, enforced) in list(item.get("max")) {
+    for (name, enforced) in resources(item.get("max")) {
         let shown = enforced.canonical();
         match (requests.get(&name), limits.get(&name)) {
             (_, None) => out.push(format!(
@@ -222,7 +223,7 @@ fn check(
             _ => {}
         }
     }
-    for (name, enforced) in list(item.get("maxLimitRequestRatio")) {
+    for (name, enforced) in resources(item.get("maxLimitRequestRatio")) {
         let shown = enforced.canonical();
         let request = requests.get(&name).filter(|q| !q.is_zero());
         let limit = limits.get(&name).filter(|q| !q.is_zero());

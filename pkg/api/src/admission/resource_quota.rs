@@ -181,17 +181,6 @@ pub fn counted_kind(name: &str) -> Option<(String, String)> {
     None
 }
 
-fn list_of(value: Option<&Value>) -> ResourceList {
-    value
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Quantity::from_json(v).ok().map(|q| (k.clone(), q)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn containers<'a>(pod: &'a Value, kind: &str) -> impl Iterator<Item = &'a Value> + 'a {
     pod.pointer(&format!("/spec/{kind}"))
         .and_then(Value::as_array)
@@ -207,12 +196,12 @@ fn pod_total(pod: &Value, field: &str) -> ResourceList {
     for c in containers(pod, "containers") {
         add(
             &mut total,
-            &list_of(c.pointer(&format!("/resources/{field}"))),
+            &super::limit_range::resources(c.pointer(&format!("/resources/{field}"))),
         );
     }
     let mut sidecars = ResourceList::new();
     for c in containers(pod, "initContainers") {
-        let own = list_of(c.pointer(&format!("/resources/{field}")));
+        let own = super::limit_range::resources(c.pointer(&format!("/resources/{field}")));
         if c.get("restartPolicy").and_then(Value::as_str) == Some("Always") {
             add(&mut total, &own);
             add(&mut sidecars, &own);
@@ -227,7 +216,7 @@ fn pod_total(pod: &Value, field: &str) -> ResourceList {
             }
         }
     }
-    let overhead = list_of(pod.pointer("/spec/overhead"));
+    let overhead = super::limit_range::resources(pod.pointer("/spec/overhead"));
     if !overhead.is_empty() {
         // Overhead only adds to what the containers state.
         for (name, q) in overhead {
@@ -333,8 +322,9 @@ pub fn usage(group: &str, plural: &str, obj: &Value) -> ResourceList {
                     one(),
                 );
             }
-            let requested = list_of(obj.pointer("/spec/resources/requests"));
-            let allocated = list_of(obj.pointer("/status/allocatedResources"));
+            let requested = super::limit_range::resources(obj.pointer("/spec/resources/requests"));
+            let allocated =
+                super::limit_range::resources(obj.pointer("/status/allocatedResources"));
             let storage = match (requested.get("storage"), allocated.get("storage")) {
                 (Some(r), Some(a)) => Some(if a.nanos() > r.nanos() { *a } else { *r }),
                 (r, a) => r.or(a).copied(),
@@ -396,7 +386,7 @@ fn is_best_effort(pod: &Value) -> bool {
         .chain(containers(pod, "initContainers"))
         .all(|c| {
             ["requests", "limits"].iter().all(|field| {
-                let list = list_of(c.pointer(&format!("/resources/{field}")));
+                let list = super::limit_range::resources(c.pointer(&format!("/resources/{field}")));
                 ["cpu", "memory"]
                     .iter()
                     .all(|r| list.get(*r).is_none_or(|q| q.nanos() <= 0))
@@ -537,8 +527,8 @@ fn missing_compute(pod: &Value, restricted: &[String]) -> Option<String> {
     let mut missing: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for c in containers(pod, "containers").chain(containers(pod, "initContainers")) {
         let stated = compute_usage(
-            &list_of(c.pointer("/resources/requests")),
-            &list_of(c.pointer("/resources/limits")),
+            &super::limit_range::resources(c.pointer("/resources/requests")),
+            &super::limit_range::resources(c.pointer("/resources/limits")),
         );
         for r in &required {
             if !stated.contains_key(*r) {
@@ -661,7 +651,7 @@ pub fn admit(
                     .collect();
             }
         }
-        let hard = list_of(quota.pointer("/status/hard"));
+        let hard = super::limit_range::resources(quota.pointer("/status/hard"));
         let requested: ResourceList = delta
             .into_iter()
             .filter(|(n, q)| !q.is_zero() && hard.contains_key(n))
@@ -669,7 +659,7 @@ pub fn admit(
         if requested.is_empty() {
             continue;
         }
-        let used = list_of(quota.pointer("/status/used"));
+        let used = super::limit_range::resources(quota.pointer("/status/used"));
         let mut new_used = used.clone();
         add(&mut new_used, &requested);
         let exceeded: Vec<&String> = requested
