@@ -43,5 +43,17 @@ pub fn text(code: StatusCode, text: impl Into<String>) -> Response<Body> {
 /// A `Status` error response; the HTTP code is the status's own code.
 pub fn status(status: &Status) -> Response<Body> {
     let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json(code, status.to_json())
+    let mut response = json(code, status.to_json());
+    // As kube-apiserver: a Status that names a wait also says it in the header.
+    let retry_after = status
+        .details
+        .as_ref()
+        .and_then(|d| d.retry_after_seconds)
+        .filter(|s| *s > 0);
+    if let Some(seconds) = retry_after
+        && let Ok(value) = header::HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }

@@ -200,6 +200,14 @@ fn initial_status(resource: &ResourceInfo, obj: &mut Value) {
                 "numberReady": 0,
             });
         }
+        ("policy", "PodDisruptionBudget") => {
+            obj["status"] = json!({
+                "disruptionsAllowed": 0,
+                "currentHealthy": 0,
+                "desiredHealthy": 0,
+                "expectedPods": 0,
+            });
+        }
         ("apps", _) | ("batch", _) | ("policy", _) | ("autoscaling", _) if has_status(resource) => {
             obj["status"] = json!({});
         }

@@ -150,6 +150,7 @@ where
                     continue;
                 }
                 watcher::Event::InitApply(obj) => {
+                    let obj = trimmed(obj);
                     buffer.insert(key_of(obj.meta()), Arc::new(obj));
                     continue;
                 }
@@ -175,7 +176,7 @@ where
                     changes
                 }
                 watcher::Event::Apply(obj) => {
-                    let new = Arc::new(obj);
+                    let new = Arc::new(trimmed(obj));
                     let old = self
                         .cache
                         .write()
@@ -193,7 +194,9 @@ where
                         .write()
                         .unwrap_or_else(PoisonError::into_inner)
                         .remove(&key);
-                    vec![Change::Deleted(old.unwrap_or_else(|| Arc::new(obj)))]
+                    vec![Change::Deleted(
+                        old.unwrap_or_else(|| Arc::new(trimmed(obj))),
+                    )]
                 }
             };
             let handlers = self
@@ -209,4 +212,12 @@ where
             self.synced.send_replace(true);
         }
     }
+}
+
+/// `obj` without its managedFields: no controller reads them, and they are
+/// often the larger part of an object's metadata (kube-controller-manager's
+/// informers drop them too).
+fn trimmed<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().managed_fields = None;
+    obj
 }

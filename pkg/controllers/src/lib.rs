@@ -7,7 +7,8 @@
 //! [`daemonset`] (with [`history`] for ControllerRevisions), [`job`] (with
 //! [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what
 //! Services select), node IPAM ([`nodeipam`]: each node's pod CIDR), node
-//! health and taint-based eviction ([`node_lifecycle`]) and the
+//! health and taint-based eviction ([`node_lifecycle`]), PodDisruptionBudget
+//! status ([`disruption`], what evictions spend) and the
 //! garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
@@ -17,6 +18,7 @@ pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
@@ -125,6 +127,15 @@ pub async fn run(config: Config) {
     let lifecycle =
         node_lifecycle::Controller::new(&config, nodes.clone(), pods.clone(), leases.clone());
     let quota = resourcequota::Controller::new(&config, pods.clone(), services.clone());
+    let disruption = disruption::Controller::new(
+        &config,
+        disruption::Sources {
+            pods: pods.clone(),
+            replicasets: replicasets.clone(),
+            deployments: deployments.clone(),
+            statefulsets: statefulsets.clone(),
+        },
+    );
 
     // Each on the heap: together, inline, they overflow a worker thread's stack.
     tokio::join!(
@@ -154,6 +165,7 @@ pub async fn run(config: Config) {
         Box::pin(gc.run()),
         Box::pin(lifecycle.run()),
         Box::pin(quota.run()),
+        Box::pin(disruption.run()),
         Box::pin(async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;

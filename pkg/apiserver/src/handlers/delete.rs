@@ -15,13 +15,15 @@ use serde_json::{Value, json};
 
 /// `DeleteOptions` from the body and the query.
 #[derive(Debug, Default)]
-struct Options {
+pub(crate) struct Options {
     uid: Option<String>,
     resource_version: Option<i64>,
     /// The finalizer `propagationPolicy` asks for (`orphan`, `foregroundDeletion`), if any.
     propagation_finalizer: Option<&'static str>,
     /// `gracePeriodSeconds`, if given.
     grace_period: Option<i64>,
+    /// `dryRun=All`, in the query or the body.
+    dry_run: bool,
 }
 
 /// The finalizer the garbage collector acts on for a `propagationPolicy` (or the
@@ -39,6 +41,16 @@ fn propagation_finalizer(
 }
 
 fn options(call: &Call<'_>) -> ApiResult<Options> {
+    if call.body.iter().all(u8::is_ascii_whitespace) {
+        return options_from(call, None);
+    }
+    let body = codec::decode_body(call.headers, &call.body)?;
+    options_from(call, Some(&body))
+}
+
+/// `DeleteOptions` from `body` (a request body, or an Eviction's
+/// `deleteOptions`) and the query; the body wins where both say something.
+pub(crate) fn options_from(call: &Call<'_>, body: Option<&Value>) -> ApiResult<Options> {
     let query_policy = call.param("propagationPolicy");
     let query_orphan = call.param("orphanDependents").map(|v| v == "true");
     let query_grace = match call.param("gracePeriodSeconds") {
@@ -48,14 +60,32 @@ fn options(call: &Call<'_>) -> ApiResult<Options> {
         ),
         None => None,
     };
-    if call.body.iter().all(u8::is_ascii_whitespace) {
+    let body_dry_run = match body.and_then(|b| b.get("dryRun")) {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(values)) => match values.as_slice() {
+            [] => false,
+            [v] if v == "All" => true,
+            _ => {
+                return Err(errors::bad_request(format!(
+                    "Invalid dry run value: {values:?}; only \"All\" is supported"
+                )));
+            }
+        },
+        Some(other) => {
+            return Err(errors::bad_request(format!(
+                "Invalid dry run value: {other}; only \"All\" is supported"
+            )));
+        }
+    };
+    let dry_run = call.dry_run()? || body_dry_run;
+    let Some(body) = body else {
         return Ok(Options {
             propagation_finalizer: propagation_finalizer(query_policy.as_deref(), query_orphan),
             grace_period: query_grace,
+            dry_run,
             ..Options::default()
         });
-    }
-    let body = codec::decode_body(call.headers, &call.body)?;
+    };
     let propagation_finalizer = propagation_finalizer(
         body.get("propagationPolicy")
             .and_then(Value::as_str)
@@ -88,7 +118,36 @@ fn options(call: &Call<'_>) -> ApiResult<Options> {
         resource_version,
         propagation_finalizer,
         grace_period,
+        dry_run,
     })
+}
+
+impl Options {
+    /// These options, also requiring the object to be at `revision` (as an
+    /// eviction does after reading the pod).
+    pub(crate) fn at_revision(mut self, revision: i64) -> Self {
+        self.resource_version.get_or_insert(revision);
+        self
+    }
+
+    /// The resourceVersion the object must be at, if any.
+    pub(crate) fn pinned_revision(&self) -> Option<i64> {
+        self.resource_version
+    }
+
+    /// These options with a pinned resourceVersion moved to `revision` (the
+    /// caller wrote the object since it was pinned); unpinned ones unchanged.
+    pub(crate) fn repinned(mut self, revision: i64) -> Self {
+        if self.resource_version.is_some() {
+            self.resource_version = Some(revision);
+        }
+        self
+    }
+
+    /// Whether nothing is to be written.
+    pub(crate) fn dry_run(&self) -> bool {
+        self.dry_run
+    }
 }
 
 /// The grace period a pod's deletion gets, as kube's pod strategy decides:
@@ -166,7 +225,7 @@ fn respond(call: &Call<'_>, object: &Value) -> ApiResult<Response<Body>> {
     ))
 }
 
-async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult<Value> {
+pub(crate) async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult<Value> {
     let key = objects::key(&call.resource, call.namespace(), name);
     loop {
         let (mut object, revision) = crate::handlers::get::read(call, name)
@@ -227,7 +286,7 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
                     list.push(json!(finalizer));
                 }
             }
-            if call.dry_run()? {
+            if options.dry_run {
                 return Ok(object);
             }
             let stored = crate::strategy::encode(&call.resource, &object);
@@ -269,7 +328,7 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
             if call.resource.kind == "Namespace" && call.resource.group.is_empty() {
                 object["status"]["phase"] = json!("Terminating");
             }
-            if call.dry_run()? {
+            if options.dry_run {
                 return Ok(object);
             }
             let stored = crate::strategy::encode(&call.resource, &object);
@@ -287,7 +346,7 @@ async fn delete_one(call: &Call<'_>, name: &str, options: &Options) -> ApiResult
                 kite_store::UpdateOutcome::Conflict { .. } => continue,
             }
         }
-        if call.dry_run()? {
+        if options.dry_run {
             return Ok(object);
         }
         match call

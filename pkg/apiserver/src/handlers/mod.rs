@@ -4,6 +4,7 @@
 pub mod binding;
 pub mod create;
 pub mod delete;
+pub mod eviction;
 pub mod get;
 pub mod list;
 pub mod patch;
@@ -33,6 +34,7 @@ pub async fn subresource(call: &Call<'_>, name: &str) -> ApiResult<Response<Body
         ("scale", _) => scale::scale(call).await,
         ("token", Verb::Create) => crate::auth::token_request(call).await,
         ("binding", Verb::Create) if call.resource.kind == "Pod" => binding::bind(call).await,
+        ("eviction", Verb::Create) if call.resource.kind == "Pod" => eviction::evict(call).await,
         ("finalize", Verb::Update) => update::update(call, Some("finalize")).await,
         ("log", Verb::Get) if call.resource.kind == "Pod" => crate::kubelet_proxy::log(call).await,
         ("proxy", _) if call.resource.kind == "Node" => {
