@@ -198,6 +198,9 @@ const ROWS: &[Row] = &[
     Row { gv: "discovery.k8s.io/v1", kind: "EndpointSlice", plural: "endpointslices", namespaced: NS, verbs: STANDARD_VERBS, short: NONE, categories: NONE, subs: NONE, definition: "io.k8s.api.discovery.v1.EndpointSlice" },
     // events.k8s.io/v1
     Row { gv: "events.k8s.io/v1", kind: "Event", plural: "events", namespaced: NS, verbs: STANDARD_VERBS, short: &["ev"], categories: NONE, subs: NONE, definition: "io.k8s.api.events.v1.Event" },
+    // metrics.k8s.io/v1beta1: served from the kubelets' stats, never stored
+    Row { gv: "metrics.k8s.io/v1beta1", kind: "NodeMetrics", plural: "nodes", namespaced: CLUSTER, verbs: &["get", "list"], short: NONE, categories: NONE, subs: NONE, definition: "io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics" },
+    Row { gv: "metrics.k8s.io/v1beta1", kind: "PodMetrics", plural: "pods", namespaced: NS, verbs: &["get", "list"], short: NONE, categories: NONE, subs: NONE, definition: "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetrics" },
     // networking.k8s.io/v1
     Row { gv: "networking.k8s.io/v1", kind: "IngressClass", plural: "ingressclasses", namespaced: CLUSTER, verbs: STANDARD_VERBS, short: NONE, categories: NONE, subs: NONE, definition: "io.k8s.api.networking.v1.IngressClass" },
     Row { gv: "networking.k8s.io/v1", kind: "Ingress", plural: "ingresses", namespaced: NS, verbs: STANDARD_VERBS, short: &["ing"], categories: NONE, subs: &["status"], definition: "io.k8s.api.networking.v1.Ingress" },

@@ -39,6 +39,8 @@ pub struct Api {
     custom: RwLock<Vec<crate::crd::ServedVersion>>,
     /// The client for the kubelets' API (`pods/log`, `exec`, ...).
     pub kubelet: Option<Arc<crate::kubelet_proxy::KubeletClient>>,
+    /// Node and pod usage scraped from the kubelets, for `metrics.k8s.io`.
+    pub resource_metrics: Arc<crate::resource_metrics::Samples>,
 }
 
 impl std::fmt::Debug for Api {
@@ -143,6 +145,7 @@ impl Api {
             openapi: crate::openapi::OpenApi::default(),
             custom: RwLock::new(Vec::new()),
             kubelet: None,
+            resource_metrics: Arc::default(),
         }
     }
 
@@ -163,8 +166,11 @@ impl Api {
 
     /// Starts the watch caches of every registered resource.
     pub fn start_caches(&self) {
+        // The metrics API stores nothing, so there is nothing to cache.
         for resource in self.registry.all() {
-            self.cache(&resource);
+            if resource.group != crate::resource_metrics::GROUP {
+                self.cache(&resource);
+            }
         }
     }
 
@@ -503,6 +509,9 @@ impl Api {
             return Err(errors::method_not_allowed(&call.resource, verb.as_str()));
         }
         if let Some(r) = crate::auth::reviews::handle(&call).await {
+            return r;
+        }
+        if let Some(r) = crate::resource_metrics::handle(&call).await {
             return r;
         }
         let terminating = call.resource.custom.as_ref().is_some_and(|c| c.terminating);

@@ -76,6 +76,37 @@ impl KubeletClient {
         })
     }
 
+    /// GETs `path` from the kubelet at `ip:port`; the body of a 200, at most
+    /// `limit` bytes.
+    pub(crate) async fn get(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        path: &str,
+        limit: usize,
+    ) -> Result<Bytes, String> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(header::HOST, format!("{ip}:{port}"))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let response = self.send(ip, port, request).await?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if status != StatusCode::OK {
+            return Err(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ));
+        }
+        Ok(body)
+    }
+
     /// Sends `request` to the kubelet at `ip:port` on a connection of its own.
     async fn send(
         &self,
@@ -142,11 +173,20 @@ async fn kubelet(call: &Call<'_>, node: &str) -> ApiResult<Location> {
         .map_err(errors::from_store)?;
     let kv = kv.ok_or_else(|| errors::not_found(&nodes, node))?;
     let object = objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal)?;
-    let addresses = object
+    let (ip, port) = kubelet_address(&object).ok_or_else(|| {
+        errors::bad_request(format!(
+            "node {node:?} has no address the apiserver can reach"
+        ))
+    })?;
+    Ok(Location { ip, port })
+}
+
+/// Where a Node's kubelet listens: its first InternalIP (else ExternalIP,
+/// else a Hostname that is an address) and `daemonEndpoints.kubeletEndpoint.Port`.
+pub(crate) fn kubelet_address(node: &Value) -> Option<(IpAddr, u16)> {
+    let addresses = node
         .pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .and_then(Value::as_array)?;
     let address = ["InternalIP", "ExternalIP", "Hostname"]
         .iter()
         .find_map(|kind| {
@@ -154,19 +194,14 @@ async fn kubelet(call: &Call<'_>, node: &str) -> ApiResult<Location> {
                 .iter()
                 .filter(|a| a["type"] == *kind)
                 .find_map(|a| a["address"].as_str()?.parse::<IpAddr>().ok())
-        })
-        .ok_or_else(|| {
-            errors::bad_request(format!(
-                "node {node:?} has no address the apiserver can reach"
-            ))
         })?;
-    let port = object
+    let port = node
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_u64)
         .and_then(|p| u16::try_from(p).ok())
         .filter(|p| *p > 0)
         .unwrap_or(10250);
-    Ok(Location { ip: address, port })
+    Some((address, port))
 }
 
 fn names(containers: Option<&Value>) -> Vec<String> {

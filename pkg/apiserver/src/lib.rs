@@ -34,6 +34,7 @@ pub mod openapi;
 pub mod output;
 pub mod registry;
 pub mod request;
+pub mod resource_metrics;
 pub mod router;
 pub mod serve;
 pub mod strategy;

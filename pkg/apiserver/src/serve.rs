@@ -118,6 +118,7 @@ impl Server {
         tokio::spawn(crate::namespace_finalizer::run(api.clone()));
         tokio::spawn(crate::crd::run(api.clone()));
         tokio::spawn(forget_compacted(api.clone()));
+        tokio::spawn(crate::resource_metrics::scrape::run(api.clone()));
         let router = Router::new(
             health.clone(),
             &config.version,

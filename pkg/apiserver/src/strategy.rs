@@ -200,6 +200,13 @@ fn initial_status(resource: &ResourceInfo, obj: &mut Value) {
                 "numberReady": 0,
             });
         }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            obj["status"] = if resource.version == "v1" {
+                json!({"currentReplicas": 0, "desiredReplicas": 0})
+            } else {
+                json!({"desiredReplicas": 0})
+            };
+        }
         ("policy", "PodDisruptionBudget") => {
             obj["status"] = json!({
                 "disruptionsAllowed": 0,

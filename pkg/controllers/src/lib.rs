@@ -8,7 +8,8 @@
 //! [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what
 //! Services select), node IPAM ([`nodeipam`]: each node's pod CIDR), node
 //! health and taint-based eviction ([`node_lifecycle`]), PodDisruptionBudget
-//! status ([`disruption`], what evictions spend) and the
+//! status ([`disruption`], what evictions spend), the autoscaler ([`hpa`])
+//! and the
 //! garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
@@ -23,6 +24,7 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
 pub mod history;
+pub mod hpa;
 pub mod job;
 pub mod node_lifecycle;
 pub mod nodeipam;
@@ -127,6 +129,7 @@ pub async fn run(config: Config) {
     let lifecycle =
         node_lifecycle::Controller::new(&config, nodes.clone(), pods.clone(), leases.clone());
     let quota = resourcequota::Controller::new(&config, pods.clone(), services.clone());
+    let autoscaler = hpa::Controller::new(&config, pods.clone());
     let disruption = disruption::Controller::new(
         &config,
         disruption::Sources {
@@ -166,6 +169,7 @@ pub async fn run(config: Config) {
         Box::pin(lifecycle.run()),
         Box::pin(quota.run()),
         Box::pin(disruption.run()),
+        Box::pin(autoscaler.run()),
         Box::pin(async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;

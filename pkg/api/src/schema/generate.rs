@@ -70,6 +70,7 @@ pub(super) fn build() -> Definitions {
         meta::APIGroup, meta::APIGroupList, meta::APIResourceList, meta::APIVersions, meta::Patch,
     ]);
     let mut defs = generator.take_definitions(false);
+    super::metrics::add(&mut defs);
     metadata_is_optional(&mut defs);
     add_list_kinds(&mut defs);
     extensions::apply(&mut defs);

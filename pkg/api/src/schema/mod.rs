@@ -12,6 +12,7 @@
 mod duplicate;
 mod extensions;
 mod generate;
+mod metrics;
 mod table;
 mod unknown;
 mod walk;

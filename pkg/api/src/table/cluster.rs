@@ -26,6 +26,8 @@ pub(crate) fn printer(group: &str, kind: &str) -> Option<(&'static [Col], Printe
         ("discovery.k8s.io", "EndpointSlice") => (ENDPOINT_SLICE, print_endpoint_slice),
         ("certificates.k8s.io", "CertificateSigningRequest") => (CSR, print_csr),
         ("node.k8s.io", "RuntimeClass") => (RUNTIME_CLASS, print_runtime_class),
+        ("metrics.k8s.io", "NodeMetrics") => (RESOURCE_METRICS, print_node_metrics),
+        ("metrics.k8s.io", "PodMetrics") => (RESOURCE_METRICS, print_pod_metrics),
         (
             "admissionregistration.k8s.io",
             "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration",
@@ -33,6 +35,50 @@ pub(crate) fn printer(group: &str, kind: &str) -> Option<(&'static [Col], Printe
         _ => return None,
     };
     Some(found)
+}
+
+/// metrics-server's columns for NodeMetrics and PodMetrics.
+const RESOURCE_METRICS: &[Col] = &[
+    Col::name(),
+    Col::new("CPU", "string", 0, "Amount of CPU used"),
+    Col::new("Memory", "string", 0, "Amount of memory used (working set)"),
+    Col::new(
+        "Window",
+        "string",
+        0,
+        "The window over which usage was measured",
+    ),
+];
+
+fn print_node_metrics(metrics: &Value, _: &Clock) -> Row {
+    Row::new(vec![
+        metrics["metadata"]["name"].clone(),
+        json!(text(&metrics["usage"]["cpu"])),
+        json!(text(&metrics["usage"]["memory"])),
+        json!(text(&metrics["window"])),
+    ])
+}
+
+/// A pod's row sums its containers, as metrics-server prints it.
+fn print_pod_metrics(metrics: &Value, _: &Clock) -> Row {
+    let containers = metrics["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let sum = |resource: &str, unit: &str| {
+        let total: u64 = containers
+            .iter()
+            .filter_map(|c| c["usage"][resource].as_str())
+            .filter_map(|q| q.trim_end_matches(unit).parse::<u64>().ok())
+            .sum();
+        format!("{total}{unit}")
+    };
+    Row::new(vec![
+        metrics["metadata"]["name"].clone(),
+        json!(sum("cpu", "n")),
+        json!(sum("memory", "Ki")),
+        json!(text(&metrics["window"])),
+    ])
 }
 
 const ROLE: &[Col] = &[Col::name(), Col::created_at()];
