@@ -323,3 +323,80 @@ async fn nodes(api: &Api) -> Result<Vec<(String, Value)>, String> {
         .map(|node| (objects::name(&node).to_string(), node))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn summary(at: &str, node_ns: u64, pods: &[(&str, u64, u64)]) -> Value {
+        json!({
+            "node": {"cpu": {"time": at, "usageCoreNanoSeconds": node_ns},
+                     "memory": {"time": at, "workingSetBytes": 1 << 30}},
+            "pods": pods.iter().map(|(name, ns, mem)| json!({
+                "podRef": {"name": name, "namespace": "default"},
+                "containers": [{"name": "c",
+                                "cpu": {"time": at, "usageCoreNanoSeconds": ns},
+                                "memory": {"time": at, "workingSetBytes": mem}}],
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    #[test]
+    fn cpu_is_the_rate_between_two_scrapes() {
+        let samples = Samples::default();
+        samples.record(
+            "n",
+            &summary("2026-12-03T10:00:00Z", 1_000_000_000, &[("web", 0, 4096)]),
+        );
+        assert!(samples.node("n").is_none(), "one sample is not a rate");
+        assert!(samples.pod("default", "web").is_none());
+        // 15 s later: the node used 3 CPU-seconds (200m), the pod 1.5 (100m).
+        samples.record(
+            "n",
+            &summary(
+                "2026-12-03T10:00:15Z",
+                4_000_000_000,
+                &[("web", 1_500_000_000, 8192)],
+            ),
+        );
+        let node = samples.node("n").expect("node point");
+        assert_eq!(node.window, Duration::from_secs(15));
+        assert_eq!(node.usage.cpu_nano_cores, 200_000_000);
+        let pod = samples.pod("default", "web").expect("pod point");
+        assert_eq!(
+            pod.containers,
+            vec![(
+                "c".to_string(),
+                Usage {
+                    cpu_nano_cores: 100_000_000,
+                    memory_bytes: 8192
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_restarted_counter_or_a_vanished_pod_leaves_no_point() {
+        let samples = Samples::default();
+        samples.record(
+            "n",
+            &summary("2026-12-03T10:00:00Z", 10, &[("web", 5_000, 1)]),
+        );
+        samples.record(
+            "n",
+            &summary("2026-12-03T10:00:15Z", 20, &[("web", 6_000, 1)]),
+        );
+        assert!(samples.pod("default", "web").is_some());
+        // The container restarted: its counter went back.
+        samples.record("n", &summary("2026-12-03T10:00:30Z", 30, &[("web", 10, 1)]));
+        assert!(samples.pod("default", "web").is_none());
+        samples.record("n", &summary("2026-12-03T10:00:45Z", 40, &[("web", 20, 1)]));
+        assert!(samples.pod("default", "web").is_some());
+        // The pod is gone from the node's summary.
+        samples.record("n", &summary("2026-12-03T10:01:00Z", 50, &[]));
+        assert!(samples.pod("default", "web").is_none());
+        samples.retain_nodes(&[]);
+        assert!(samples.node("n").is_none());
+    }
+}
