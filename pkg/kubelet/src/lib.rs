@@ -5,7 +5,8 @@
 //!
 //! Start at [`run`]. Module map: [`node`] (registration, status, lease),
 //! [`pods`] (one worker per pod: sandbox, volumes, containers, restarts,
-//! termination), [`status`] (the pod status Kubernetes reports), [`container`]
+//! termination), [`static_pods`] (pods from manifest files) and [`mirror`]
+//! (their mirror pods in the API), [`status`] (the pod status Kubernetes reports), [`container`]
 //! (a pod's container as a runtime spec), [`env`] and [`volumes`] (what a
 //! container sees), [`probes`], [`images`] (tarballs imported at start),
 //! [`layout`] (where things live on disk), [`netns`] (connections inside a
@@ -20,12 +21,14 @@ pub mod container;
 pub mod env;
 pub mod images;
 pub mod layout;
+pub mod mirror;
 pub mod netns;
 pub mod node;
 pub mod pods;
 pub mod probes;
 pub mod server;
 pub mod state;
+pub mod static_pods;
 pub mod stats;
 pub mod status;
 pub mod tty;
