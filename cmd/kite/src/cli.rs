@@ -331,6 +331,14 @@ pub struct NodeArgs {
     #[arg(long, env = "KITE_KUBELET_PORT", value_name = "PORT", default_value_t = 10250,
           value_parser = port, help_heading = "Node")]
     pub kubelet_port: u16,
+
+    /// A kubelet setting as KEY=VALUE (repeatable), as k3s passes them:
+    /// image-gc-high-threshold=85 (disk usage, percent, at which unused images
+    /// are removed; 100 turns that off), image-gc-low-threshold=80 (usage to get
+    /// down to) and minimum-image-ttl-duration=2m (younger images stay).
+    #[arg(long = "kubelet-arg", env = "KITE_KUBELET_ARG", value_name = "KEY=VALUE",
+          value_parser = kubelet_arg, help_heading = "Node")]
+    pub kubelet_args: Vec<(String, String)>,
 }
 
 /// `kite agent` flags.
@@ -908,6 +916,18 @@ fn file_mode(value: &str) -> Result<u32, String> {
         return Err(format!("{value:?} is not a file mode (0000-0777)"));
     }
     Ok(mode)
+}
+
+/// `KEY=VALUE` (a leading `--` is allowed), checked against what kite's kubelet takes.
+fn kubelet_arg(value: &str) -> Result<(String, String), String> {
+    let (key, val) = value
+        .trim_start_matches('-')
+        .split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{value:?} is not KEY=VALUE"))?;
+    let pair = (key.to_string(), val.to_string());
+    kite_kubelet::image_gc::Policy::from_args(std::slice::from_ref(&pair))?;
+    Ok(pair)
 }
 
 fn env_pair(value: &str) -> Result<String, String> {

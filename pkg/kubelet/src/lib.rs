@@ -9,6 +9,7 @@
 //! (their mirror pods in the API), [`status`] (the pod status Kubernetes reports), [`container`]
 //! (a pod's container as a runtime spec), [`env`] and [`volumes`] (what a
 //! container sees), [`probes`], [`images`] (tarballs imported at start),
+//! [`image_gc`] (removing unused images when the disk fills up),
 //! [`layout`] (where things live on disk), [`netns`] (connections inside a
 //! pod's network namespace), [`api_backend`] (what the kubelet API does to
 //! pods), [`tty`] (exec with a terminal) and [`stats`] (`/stats/summary`).
@@ -19,6 +20,7 @@
 pub mod api_backend;
 pub mod container;
 pub mod env;
+pub mod image_gc;
 pub mod images;
 pub mod layout;
 pub mod mirror;
@@ -64,6 +66,8 @@ pub struct Config {
     pub port: u16,
     /// The kite version, for `nodeInfo`.
     pub version: String,
+    /// When unused images are removed.
+    pub image_gc: image_gc::Policy,
 }
 
 /// Errors of the kubelet.
@@ -121,5 +125,10 @@ pub async fn run(config: Config, api: Option<ApiListener>) {
             None => std::future::pending().await,
         }
     };
-    tokio::join!(node::run(config.clone()), pods.run(), serve);
+    tokio::join!(
+        node::run(config.clone()),
+        pods.run(),
+        image_gc::run(config.clone()),
+        serve
+    );
 }

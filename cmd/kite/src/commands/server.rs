@@ -300,6 +300,8 @@ fn spawn_agent(
         cluster_domain: settings.args.cluster_domain.clone(),
         port: settings.args.node.kubelet_port,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        image_gc: kite_kubelet::image_gc::Policy::from_args(&settings.args.node.kubelet_args)
+            .map_err(anyhow::Error::msg)?,
     };
     let proxy = (!settings.args.disable_kube_proxy).then(|| kite_proxy::Config {
         client: config.client.clone(),
