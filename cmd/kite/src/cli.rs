@@ -925,9 +925,8 @@ fn kubelet_arg(value: &str) -> Result<(String, String), String> {
         .split_once('=')
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("{value:?} is not KEY=VALUE"))?;
-    let pair = (key.to_string(), val.to_string());
-    kite_kubelet::image_gc::Policy::from_args(std::slice::from_ref(&pair))?;
-    Ok(pair)
+    kite_kubelet::image_gc::Policy::check_arg(key, val)?;
+    Ok((key.to_string(), val.to_string()))
 }
 
 fn env_pair(value: &str) -> Result<String, String> {

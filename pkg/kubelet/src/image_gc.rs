@@ -46,7 +46,26 @@ impl Policy {
     /// wording for a bad value, or names the unknown argument.
     pub fn from_args(args: &[(String, String)]) -> Result<Self, String> {
         let mut policy = Self::default();
-        let percent = |key: &str, value: &str| -> Result<u8, String> {
+        for (key, value) in args {
+            policy.set(key, value)?;
+        }
+        if policy.low_threshold >= policy.high_threshold && policy.high_threshold != 100 {
+            return Err(format!(
+                "invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) {} must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) {}",
+                policy.low_threshold, policy.high_threshold
+            ));
+        }
+        Ok(policy)
+    }
+
+    /// Checks one kubelet argument on its own (how the thresholds relate is
+    /// checked by [`Policy::from_args`], once all are known).
+    pub fn check_arg(key: &str, value: &str) -> Result<(), String> {
+        Self::default().set(key, value)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let percent = |value: &str| -> Result<u8, String> {
             let n: i64 = value
                 .parse()
                 .map_err(|_| format!("invalid value {value:?} for kubelet argument {key}"))?;
@@ -59,29 +78,21 @@ impl Policy {
                 format!("invalid configuration: {field} (--{key}) {n} must be between 0 and 100, inclusive")
             })
         };
-        for (key, value) in args {
-            match key.as_str() {
-                "image-gc-high-threshold" => policy.high_threshold = percent(key, value)?,
-                "image-gc-low-threshold" => policy.low_threshold = percent(key, value)?,
-                "minimum-image-ttl-duration" => {
-                    policy.min_age = go_duration(value).ok_or_else(|| {
-                        format!("invalid value {value:?} for kubelet argument {key}: want a duration such as 2m or 30s")
-                    })?;
-                }
-                other => {
-                    return Err(format!(
-                        "unknown kubelet argument {other:?} (kite's kubelet takes image-gc-high-threshold, image-gc-low-threshold and minimum-image-ttl-duration)"
-                    ));
-                }
+        match key {
+            "image-gc-high-threshold" => self.high_threshold = percent(value)?,
+            "image-gc-low-threshold" => self.low_threshold = percent(value)?,
+            "minimum-image-ttl-duration" => {
+                self.min_age = go_duration(value).ok_or_else(|| {
+                    format!("invalid value {value:?} for kubelet argument {key}: want a duration such as 2m or 30s")
+                })?;
+            }
+            other => {
+                return Err(format!(
+                    "unknown kubelet argument {other:?} (kite's kubelet takes image-gc-high-threshold, image-gc-low-threshold and minimum-image-ttl-duration)"
+                ));
             }
         }
-        if policy.low_threshold >= policy.high_threshold && policy.high_threshold != 100 {
-            return Err(format!(
-                "invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) {} must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) {}",
-                policy.low_threshold, policy.high_threshold
-            ));
-        }
-        Ok(policy)
+        Ok(())
     }
 }
 
@@ -496,6 +507,9 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown kubelet argument")
         );
+        // Alone, a low threshold over the default high one is fine: the high one may follow.
+        assert!(Policy::check_arg("image-gc-low-threshold", "90").is_ok());
+        assert!(Policy::check_arg("image-gc-low-threshold", "x").is_err());
         assert!(args(&[("minimum-image-ttl-duration", "soon")]).is_err());
     }
 
