@@ -12,7 +12,8 @@
 //! [`image_gc`] (removing unused images when the disk fills up),
 //! [`layout`] (where things live on disk), [`netns`] (connections inside a
 //! pod's network namespace), [`api_backend`] (what the kubelet API does to
-//! pods), [`tty`] (exec with a terminal) and [`stats`] (`/stats/summary`).
+//! pods), [`tty`] (exec with a terminal), [`stats`] (`/stats/summary`) and
+//! [`metrics`] (`/metrics`).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -23,6 +24,7 @@ pub mod env;
 pub mod image_gc;
 pub mod images;
 pub mod layout;
+pub mod metrics;
 pub mod mirror;
 pub mod netns;
 pub mod node;

@@ -62,9 +62,15 @@ pub struct PodEntry {
 #[derive(Clone, Default)]
 pub struct Registry {
     pods: Arc<Mutex<HashMap<String, Arc<Mutex<PodEntry>>>>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Registry {
+    /// What the pod workers record for `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
     /// The entry of the pod `namespace/name`.
     pub fn find(&self, namespace: &str, name: &str) -> Option<PodEntry> {
         let pods = self.pods.lock().unwrap_or_else(PoisonError::into_inner);
@@ -400,6 +406,10 @@ struct Worker {
     events_sent: HashSet<String>,
     /// The pod's address on the pod network, once it has one.
     pod_ip: Option<std::net::Ipv4Addr>,
+    /// When this kubelet first saw the pod (the start of `pod_start_duration`).
+    first_seen: Instant,
+    /// Whether its start was counted (or need not be: running before a restart of kite).
+    start_counted: Option<bool>,
 }
 
 impl Worker {
@@ -433,6 +443,8 @@ impl Worker {
             start_time: Timestamp::now().to_string(),
             events_sent: HashSet::new(),
             pod_ip: None,
+            first_seen: Instant::now(),
+            start_counted: None,
         }
     }
 
@@ -1455,7 +1467,24 @@ impl Worker {
         let view = self.view(pod);
         let now = Timestamp::now().to_string();
         let status = status::pod_status(pod, &view, &now);
+        self.count_start(pod, &status);
         self.patch_status(pod, status).await;
+    }
+
+    /// Records the pod start duration the first time the pod is running,
+    /// unless it already ran when this worker began (kite restarted).
+    fn count_start(&mut self, pod: &Pod, status: &Value) {
+        let phase = |p: Option<&str>| p == Some("Running");
+        let counted = *self
+            .start_counted
+            .get_or_insert_with(|| phase(pod.status.as_ref().and_then(|s| s.phase.as_deref())));
+        if !counted && phase(status.get("phase").and_then(Value::as_str)) {
+            self.shared
+                .registry
+                .metrics()
+                .pod_started(self.first_seen.elapsed());
+            self.start_counted = Some(true);
+        }
     }
 
     async fn patch_status(&mut self, pod: &Pod, status: Value) {
