@@ -335,7 +335,8 @@ pub struct NodeArgs {
     /// A kubelet setting as KEY=VALUE (repeatable), as k3s passes them:
     /// image-gc-high-threshold=85 (disk usage, percent, at which unused images
     /// are removed; 100 turns that off), image-gc-low-threshold=80 (usage to get
-    /// down to) and minimum-image-ttl-duration=2m (younger images stay).
+    /// down to), minimum-image-ttl-duration=2m (younger images stay) and
+    /// pod-max-pids=N (the most processes a pod may have; -1 for no limit).
     #[arg(long = "kubelet-arg", env = "KITE_KUBELET_ARG", value_name = "KEY=VALUE",
           value_parser = kubelet_arg, help_heading = "Node")]
     pub kubelet_args: Vec<(String, String)>,
@@ -925,7 +926,7 @@ fn kubelet_arg(value: &str) -> Result<(String, String), String> {
         .split_once('=')
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("{value:?} is not KEY=VALUE"))?;
-    kite_kubelet::image_gc::Policy::check_arg(key, val)?;
+    kite_kubelet::args::KubeletArgs::check(key, val)?;
     Ok((key.to_string(), val.to_string()))
 }
 

@@ -41,30 +41,21 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// The policy the kubelet arguments (`image-gc-high-threshold=90`, as
-    /// k3s's `--kubelet-arg` passes them) ask for; the error is kube's
-    /// wording for a bad value, or names the unknown argument.
-    pub fn from_args(args: &[(String, String)]) -> Result<Self, String> {
-        let mut policy = Self::default();
-        for (key, value) in args {
-            policy.set(key, value)?;
-        }
-        if policy.low_threshold >= policy.high_threshold && policy.high_threshold != 100 {
+    /// Checks how the thresholds relate, in kube's words.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.low_threshold >= self.high_threshold && self.high_threshold != 100 {
             return Err(format!(
                 "invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) {} must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) {}",
-                policy.low_threshold, policy.high_threshold
+                self.low_threshold, self.high_threshold
             ));
         }
-        Ok(policy)
+        Ok(())
     }
 
-    /// Checks one kubelet argument on its own (how the thresholds relate is
-    /// checked by [`Policy::from_args`], once all are known).
-    pub fn check_arg(key: &str, value: &str) -> Result<(), String> {
-        Self::default().set(key, value)
-    }
-
-    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+    /// Sets the setting of kubelet argument `key` (`image-gc-high-threshold`,
+    /// `image-gc-low-threshold`, `minimum-image-ttl-duration`); `Ok(false)`
+    /// when `key` is not one of these.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
         let percent = |value: &str| -> Result<u8, String> {
             let n: i64 = value
                 .parse()
@@ -86,13 +77,9 @@ impl Policy {
                     format!("invalid value {value:?} for kubelet argument {key}: want a duration such as 2m or 30s")
                 })?;
             }
-            other => {
-                return Err(format!(
-                    "unknown kubelet argument {other:?} (kite's kubelet takes image-gc-high-threshold, image-gc-low-threshold and minimum-image-ttl-duration)"
-                ));
-            }
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -455,8 +442,8 @@ mod tests {
 
     #[test]
     fn a_threshold_of_100_turns_collection_off() {
-        let policy =
-            Policy::from_args(&[("image-gc-high-threshold".into(), "100".into())]).unwrap();
+        let mut policy = Policy::default();
+        assert!(policy.set("image-gc-high-threshold", "100").unwrap());
         let mut gc = Collector::new(policy);
         let images = [image(1, 500)];
         let freed = gc
@@ -465,52 +452,6 @@ mod tests {
             })
             .unwrap();
         assert_eq!(freed, 0);
-    }
-
-    #[test]
-    fn kubelet_arguments_set_the_policy_and_bad_ones_are_refused() {
-        let args = |pairs: &[(&str, &str)]| {
-            Policy::from_args(
-                &pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<Vec<_>>(),
-            )
-        };
-        assert_eq!(args(&[]).unwrap(), Policy::default());
-        let policy = args(&[
-            ("image-gc-high-threshold", "90"),
-            ("image-gc-low-threshold", "70"),
-            ("minimum-image-ttl-duration", "1m30s"),
-        ])
-        .unwrap();
-        assert_eq!(
-            policy,
-            Policy {
-                high_threshold: 90,
-                low_threshold: 70,
-                min_age: Duration::from_secs(90)
-            }
-        );
-        assert!(
-            args(&[("image-gc-low-threshold", "90")])
-                .unwrap_err()
-                .contains("must be less than imageGCHighThresholdPercent")
-        );
-        assert!(
-            args(&[("image-gc-high-threshold", "101")])
-                .unwrap_err()
-                .contains("must be between 0 and 100")
-        );
-        assert!(
-            args(&[("max-pods", "10")])
-                .unwrap_err()
-                .contains("unknown kubelet argument")
-        );
-        // Alone, a low threshold over the default high one is fine: the high one may follow.
-        assert!(Policy::check_arg("image-gc-low-threshold", "90").is_ok());
-        assert!(Policy::check_arg("image-gc-low-threshold", "x").is_err());
-        assert!(args(&[("minimum-image-ttl-duration", "soon")]).is_err());
     }
 
     #[test]

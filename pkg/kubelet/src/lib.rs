@@ -9,7 +9,8 @@
 //! (their mirror pods in the API), [`status`] (the pod status Kubernetes reports), [`container`]
 //! (a pod's container as a runtime spec), [`env`] and [`volumes`] (what a
 //! container sees), [`probes`], [`images`] (tarballs imported at start),
-//! [`image_gc`] (removing unused images when the disk fills up),
+//! [`image_gc`] (removing unused images when the disk fills up), [`args`]
+//! (settings given as `--kubelet-arg`),
 //! [`layout`] (where things live on disk), [`netns`] (connections inside a
 //! pod's network namespace), [`api_backend`] (what the kubelet API does to
 //! pods), [`tty`] (exec with a terminal), [`stats`] (`/stats/summary`) and
@@ -19,6 +20,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api_backend;
+pub mod args;
 pub mod container;
 pub mod env;
 pub mod image_gc;
@@ -70,6 +72,8 @@ pub struct Config {
     pub version: String,
     /// When unused images are removed.
     pub image_gc: image_gc::Policy,
+    /// The most processes a pod may have (`pod-max-pids`; `None`: no limit).
+    pub pod_max_pids: Option<i64>,
 }
 
 /// Errors of the kubelet.

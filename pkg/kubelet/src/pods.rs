@@ -410,6 +410,8 @@ struct Worker {
     first_seen: Instant,
     /// Whether its start was counted (or need not be: running before a restart of kite).
     start_counted: Option<bool>,
+    /// Whether the pod's cgroup has its `pod-max-pids` limit.
+    pids_limited: bool,
 }
 
 impl Worker {
@@ -445,6 +447,7 @@ impl Worker {
             pod_ip: None,
             first_seen: Instant::now(),
             start_counted: None,
+            pids_limited: false,
         }
     }
 
@@ -671,6 +674,23 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .sandbox = sandbox;
+        }
+        if let Some(limit) = self.shared.config.pod_max_pids
+            && !self.pids_limited
+        {
+            let cgroup =
+                crate::container::pod_cgroup(self.shared.config.runtime.cgroup_parent(), pod);
+            let set = tokio::task::spawn_blocking(move || {
+                kite_runtime::cgroup::set_pids_limit(
+                    std::path::Path::new("/sys/fs/cgroup"),
+                    &cgroup,
+                    limit,
+                )
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            set.map_err(|e| format!("setting the pod's pids limit: {e}"))?;
+            self.pids_limited = true;
         }
         if !spec.host_network.unwrap_or(false) && self.pod_ip.is_none() {
             self.pod_ip = self.attach_network().await?;
