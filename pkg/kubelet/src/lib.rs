@@ -6,15 +6,15 @@
 //! Start at [`run`]. Module map: [`node`] (registration, status, lease),
 //! [`pods`] (one worker per pod: sandbox, volumes, containers, restarts,
 //! termination), [`static_pods`] (pods from manifest files) and [`mirror`]
-//! (their mirror pods in the API), [`status`] (the pod status Kubernetes reports), [`container`]
-//! (a pod's container as a runtime spec), [`env`] and [`volumes`] (what a
-//! container sees), [`probes`], [`images`] (tarballs imported at start),
-//! [`image_gc`] (removing unused images when the disk fills up), [`args`]
-//! (settings given as `--kubelet-arg`),
-//! [`layout`] (where things live on disk), [`netns`] (connections inside a
-//! pod's network namespace), [`api_backend`] (what the kubelet API does to
-//! pods), [`tty`] (exec with a terminal), [`stats`] (`/stats/summary`) and
-//! [`metrics`] (`/metrics`).
+//! (their mirror pods in the API), [`status`] (the pod status Kubernetes
+//! reports), [`container`] (a pod's container as a runtime spec), [`env`] and
+//! [`volumes`] (what a container sees), [`probes`], [`images`] (tarballs
+//! imported at start), [`image_gc`] (removing unused images when the disk
+//! fills up), [`args`] (settings given as `--kubelet-arg`), [`layout`] (where
+//! things live on disk), [`netns`] (connections inside a pod's network
+//! namespace), [`api_backend`] (what the kubelet API does to pods), [`tty`]
+//! (exec with a terminal), [`stats`] (`/stats/summary`) and [`metrics`]
+//! (`/metrics`).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
