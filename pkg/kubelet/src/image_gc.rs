@@ -272,23 +272,36 @@ pub async fn run(config: Config) {
         let Ok(result) = pass else {
             continue;
         };
-        match result {
-            Ok(_) => failed_before = false,
-            Err(error) => {
-                let message = error.to_string();
-                if matches!(error, Error::NotEnough { .. }) {
-                    recorder.publish(node.clone(), WARNING, "FreeDiskSpaceFailed", &message);
-                }
-                if failed_before {
-                    tracing::error!(%message, "image garbage collection failed multiple times in a row");
-                    recorder.publish(node.clone(), WARNING, "ImageGCFailed", &message);
-                } else {
-                    tracing::warn!(%message, "image garbage collection failed once");
-                }
-                failed_before = true;
+        if let Err(error) = &result {
+            if failed_before {
+                tracing::error!(%error, "image garbage collection failed multiple times in a row");
+            } else {
+                tracing::warn!(%error, "image garbage collection failed once");
             }
         }
+        for (reason, message) in node_events(&result, failed_before) {
+            recorder.publish(node.clone(), WARNING, reason, &message);
+        }
+        failed_before = result.is_err();
     }
+}
+
+/// The warning events on the Node for the outcome of a pass, as kube sends
+/// them: every shortfall is `FreeDiskSpaceFailed`; a failure right after
+/// another one is also `ImageGCFailed` (a first one may be a slow start).
+fn node_events(result: &Result<u64, Error>, failed_before: bool) -> Vec<(&'static str, String)> {
+    let Err(error) = result else {
+        return Vec::new();
+    };
+    let message = error.to_string();
+    let mut events = Vec::new();
+    if matches!(error, Error::NotEnough { .. }) {
+        events.push(("FreeDiskSpaceFailed", message.clone()));
+    }
+    if failed_before {
+        events.push(("ImageGCFailed", message));
+    }
+    events
 }
 
 /// One collection over the real store and file system.
@@ -452,6 +465,32 @@ mod tests {
             })
             .unwrap();
         assert_eq!(freed, 0);
+    }
+
+    #[test]
+    fn shortfalls_are_reported_and_repeated_failures_escalate() {
+        let short = || {
+            Err(Error::NotEnough {
+                wanted: 10,
+                freed: 2,
+            })
+        };
+        let message = "Failed to garbage collect required amount of images. Attempted to free 10 bytes, but only found 2 bytes eligible to free.";
+        assert!(node_events(&Ok(5), true).is_empty());
+        assert_eq!(
+            node_events(&short(), false),
+            vec![("FreeDiskSpaceFailed", message.to_string())]
+        );
+        assert_eq!(
+            node_events(&short(), true),
+            vec![
+                ("FreeDiskSpaceFailed", message.to_string()),
+                ("ImageGCFailed", message.to_string())
+            ]
+        );
+        let stats = || Err(Error::Usage(std::io::Error::other("gone")));
+        assert!(node_events(&stats(), false).is_empty());
+        assert_eq!(node_events(&stats(), true)[0].0, "ImageGCFailed");
     }
 
     #[test]
