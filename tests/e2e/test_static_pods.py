@@ -6,6 +6,7 @@ the file restarts the pod under a new hash; removing it stops the pod."""
 
 import json
 import os
+import signal
 import time
 
 import pytest
@@ -120,6 +121,25 @@ def test_a_deleted_mirror_comes_back_and_the_pod_keeps_running(static_node):
     assert after_cs.container_id == before_cs.container_id
     assert after_cs.restart_count == before_cs.restart_count
     assert after_cs.state.running.started_at == before_cs.state.running.started_at
+
+
+def test_a_static_pod_survives_kill_9_of_kite_and_is_adopted(static_node):
+    server, core, manifests, node = static_node
+    name = f"web-{node}"
+    before = wait_for(lambda: running_mirror(core, name), timeout=60, what="mirror pod Running")
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait()
+    server.log.close()
+    server.start()
+    # Same file, same hash: the running container is the static pod's, not a new one.
+    time.sleep(3)
+    after = wait_for(lambda: running_mirror(core, name), timeout=30, what="mirror pod after restart")
+    assert after.metadata.annotations["kubernetes.io/config.mirror"] == \
+        before.metadata.annotations["kubernetes.io/config.mirror"]
+    assert after.status.container_statuses[0].container_id == \
+        before.status.container_statuses[0].container_id
+    assert after.status.container_statuses[0].restart_count == 0
+    assert after.metadata.uid == before.metadata.uid, "an up-to-date mirror is kept"
 
 
 def test_an_edited_manifest_restarts_the_pod_under_a_new_hash(static_node):
