@@ -559,7 +559,7 @@ pub enum CrictlCommand {
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Print a container's log (its current or last instance).
+    /// Print a container's log.
     #[command(
         long_about = "Print a container's log from its CRI log file: standard output \
         to standard output, standard error to standard error. With --follow, keep printing \
