@@ -63,6 +63,15 @@ pub enum Command {
             plain, gzip or zstd compressed; airgap/build-busybox-image.sh builds one."
     )]
     Ctr(CtrArgs),
+    /// Inspect the pods and containers the kubelet runs on this node (like crictl).
+    #[command(
+        long_about = "Inspect the pods and containers the kubelet runs on this node, with the \
+            habits of crictl (and k3s's `crictl`).\n\n\
+            It reads what the kubelet and the runtime keep in <data-dir>/agent, so it works \
+            whether or not `kite server` or `kite agent` runs. IDs are shown as 13-character \
+            prefixes; any unambiguous prefix names a container or pod."
+    )]
+    Crictl(CrictlArgs),
     /// The low-level container runtime kite runs itself as (not for direct use).
     #[command(hide = true)]
     Runtime(RuntimeArgs),
@@ -322,6 +331,15 @@ pub struct NodeArgs {
     #[arg(long, env = "KITE_KUBELET_PORT", value_name = "PORT", default_value_t = 10250,
           value_parser = port, help_heading = "Node")]
     pub kubelet_port: u16,
+
+    /// A kubelet setting as KEY=VALUE (repeatable), as k3s passes them:
+    /// image-gc-high-threshold=85 (disk usage, percent, at which unused images
+    /// are removed; 100 turns that off), image-gc-low-threshold=80 (usage to get
+    /// down to), minimum-image-ttl-duration=2m (younger images stay) and
+    /// pod-max-pids=N (the most processes a pod may have; -1 for no limit).
+    #[arg(long = "kubelet-arg", env = "KITE_KUBELET_ARG", value_name = "KEY=VALUE",
+          value_parser = kubelet_arg, help_heading = "Node")]
+    pub kubelet_args: Vec<(String, String)>,
 }
 
 /// `kite agent` flags.
@@ -474,6 +492,129 @@ pub enum ContainersCommand {
         /// Container IDs.
         #[arg(value_name = "ID", required = true)]
         ids: Vec<String>,
+    },
+}
+
+/// `kite crictl` arguments.
+#[derive(Debug, Args)]
+pub struct CrictlArgs {
+    /// Folder holding all state [default: /var/lib/kite, or ~/.kite when not root].
+    #[arg(
+        short = 'd',
+        long,
+        env = "KITE_DATA_DIR",
+        value_name = "DIR",
+        global = true
+    )]
+    pub data_dir: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CrictlCommand,
+}
+
+/// What `kite crictl` can do.
+#[derive(Debug, Subcommand)]
+pub enum CrictlCommand {
+    /// List containers (running ones unless -a).
+    #[command(
+        long_about = "List the pods' containers: CONTAINER, IMAGE (the image ID), CREATED, \
+        STATE (Created, Running, Exited), NAME, ATTEMPT (the restart it is), POD ID and POD. \
+        Only running containers are listed unless --all is given."
+    )]
+    Ps {
+        /// List every container, not only running ones.
+        #[arg(short, long)]
+        all: bool,
+        /// Only containers whose name matches this regular expression.
+        #[arg(long, value_name = "REGEX")]
+        name: Option<String>,
+        /// Only containers of the pod with this ID (or ID prefix).
+        #[arg(short, long, value_name = "POD_ID")]
+        pod: Option<String>,
+        /// Print only the full container IDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// List pod sandboxes.
+    #[command(
+        long_about = "List pod sandboxes: POD ID, CREATED, STATE (Ready while the \
+        sandbox's namespaces exist, NotReady otherwise), NAME, NAMESPACE, ATTEMPT and RUNTIME."
+    )]
+    Pods {
+        /// Only pods whose name matches this regular expression.
+        #[arg(long, value_name = "REGEX")]
+        name: Option<String>,
+        /// Only pods in this namespace.
+        #[arg(long, value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        /// Print only the full pod IDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// List images: IMAGE, TAG, IMAGE ID (of the image config) and SIZE.
+    #[command(visible_alias = "image", visible_alias = "img")]
+    Images {
+        /// Print only the full image IDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print a container's log.
+    #[command(
+        long_about = "Print a container's log from its CRI log file: standard output \
+        to standard output, standard error to standard error. With --follow, keep printing \
+        what it writes until it exits."
+    )]
+    Logs {
+        /// Keep printing the log until the container exits.
+        #[arg(short, long)]
+        follow: bool,
+        /// Print only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// Prefix every line with its RFC 3339 time stamp.
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Container ID or ID prefix.
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
+    /// Run a command in a running container.
+    #[command(
+        long_about = "Run a command in a running container, in its namespaces and \
+        cgroup, and exit with the command's exit code. Standard input is passed on only \
+        with --interactive; --tty gives the command a terminal."
+    )]
+    Exec {
+        /// Pass standard input to the command.
+        #[arg(short, long)]
+        interactive: bool,
+        /// Give the command a terminal (this command's standard input must be one).
+        #[arg(short, long)]
+        tty: bool,
+        /// Container ID or ID prefix.
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+        /// The command and its arguments.
+        #[arg(
+            value_name = "CMD",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        command: Vec<String>,
+    },
+    /// Print a container's status and runtime information as JSON.
+    Inspect {
+        /// Container IDs or ID prefixes.
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
+    },
+    /// Print a pod sandbox's status as JSON.
+    Inspectp {
+        /// Pod IDs or ID prefixes.
+        #[arg(value_name = "POD", required = true)]
+        pods: Vec<String>,
     },
 }
 
@@ -776,6 +917,17 @@ fn file_mode(value: &str) -> Result<u32, String> {
         return Err(format!("{value:?} is not a file mode (0000-0777)"));
     }
     Ok(mode)
+}
+
+/// `KEY=VALUE` (a leading `--` is allowed), checked against what kite's kubelet takes.
+fn kubelet_arg(value: &str) -> Result<(String, String), String> {
+    let (key, val) = value
+        .trim_start_matches('-')
+        .split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{value:?} is not KEY=VALUE"))?;
+    kite_kubelet::args::KubeletArgs::check(key, val)?;
+    Ok((key.to_string(), val.to_string()))
 }
 
 fn env_pair(value: &str) -> Result<String, String> {

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // These two choose their own exit codes (a container's, or 125 for the runtime's own failure).
         cli::Command::Ctr(args) => return commands::ctr::run(args),
+        cli::Command::Crictl(args) => return commands::crictl::run(args),
         cli::Command::Runtime(args) => return commands::runtime::run(args),
         cli::Command::Server(args) => commands::server::run(*args),
         cli::Command::Agent(args) => commands::agent::run(args),

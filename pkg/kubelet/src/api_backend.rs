@@ -293,6 +293,41 @@ impl Backend for KubeletBackend {
         json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
     }
 
+    fn metrics(&self) -> String {
+        let mut running_pods = 0;
+        let mut counts = crate::metrics::ContainerCounts::default();
+        for entry in self.registry.all() {
+            // A finished pod's sandbox counts as stopped, as the kubelet stops it.
+            let finished = entry.pod.as_ref().is_some_and(|p| {
+                let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                matches!(phase, Some("Succeeded" | "Failed"))
+            });
+            if entry.sandbox.exists() && !finished {
+                running_pods += 1;
+            }
+            let names: std::collections::BTreeSet<&str> = entry
+                .state
+                .containers
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            for name in names {
+                let Some(record) = entry.state.current(name) else {
+                    continue;
+                };
+                match (
+                    self.runtime.exited(&record.id),
+                    self.runtime.started(&record.id),
+                ) {
+                    (Some(_), _) => counts.exited += 1,
+                    (None, Some(_)) => counts.running += 1,
+                    (None, None) => counts.created += 1,
+                }
+            }
+        }
+        self.registry.metrics().render(running_pods, counts)
+    }
+
     fn stats_summary(&self) -> BoxFuture<'static, Value> {
         let this = self.clone();
         Box::pin(async move {

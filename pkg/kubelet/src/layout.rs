@@ -3,6 +3,7 @@
 //! ```text
 //! images/                                  image tarballs imported at start
 //! images/.imported.json                    which of them were imported already
+//! pod-manifests/                           static pods, one Pod per file
 //! pods/<uid>/state.json                    the pod's containers (see crate::state)
 //! pods/<uid>/volumes/<name>/               its volumes (configMap, secret, emptyDir...)
 //! pods/<uid>/etc/{hosts,hostname,resolv.conf}
@@ -29,6 +30,11 @@ impl Layout {
     /// Image tarballs to import at start.
     pub fn images_dir(&self) -> PathBuf {
         self.root.join("images")
+    }
+
+    /// Static pod manifests.
+    pub fn pod_manifests_dir(&self) -> PathBuf {
+        self.root.join("pod-manifests")
     }
 
     /// Every pod's directory.

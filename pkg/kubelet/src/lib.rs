@@ -5,27 +5,36 @@
 //!
 //! Start at [`run`]. Module map: [`node`] (registration, status, lease),
 //! [`pods`] (one worker per pod: sandbox, volumes, containers, restarts,
-//! termination), [`status`] (the pod status Kubernetes reports), [`container`]
-//! (a pod's container as a runtime spec), [`env`] and [`volumes`] (what a
-//! container sees), [`probes`], [`images`] (tarballs imported at start),
-//! [`layout`] (where things live on disk), [`netns`] (connections inside a
-//! pod's network namespace), [`api_backend`] (what the kubelet API does to
-//! pods), [`tty`] (exec with a terminal) and [`stats`] (`/stats/summary`).
+//! termination), [`static_pods`] (pods from manifest files) and [`mirror`]
+//! (their mirror pods in the API), [`status`] (the pod status Kubernetes
+//! reports), [`container`] (a pod's container as a runtime spec), [`env`] and
+//! [`volumes`] (what a container sees), [`probes`], [`images`] (tarballs
+//! imported at start), [`image_gc`] (removing unused images when the disk
+//! fills up), [`args`] (settings given as `--kubelet-arg`), [`layout`] (where
+//! things live on disk), [`netns`] (connections inside a pod's network
+//! namespace), [`api_backend`] (what the kubelet API does to pods), [`tty`]
+//! (exec with a terminal), [`stats`] (`/stats/summary`) and [`metrics`]
+//! (`/metrics`).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api_backend;
+pub mod args;
 pub mod container;
 pub mod env;
+pub mod image_gc;
 pub mod images;
 pub mod layout;
+pub mod metrics;
+pub mod mirror;
 pub mod netns;
 pub mod node;
 pub mod pods;
 pub mod probes;
 pub mod server;
 pub mod state;
+pub mod static_pods;
 pub mod stats;
 pub mod status;
 pub mod tty;
@@ -61,6 +70,10 @@ pub struct Config {
     pub port: u16,
     /// The kite version, for `nodeInfo`.
     pub version: String,
+    /// When unused images are removed.
+    pub image_gc: image_gc::Policy,
+    /// The most processes a pod may have (`pod-max-pids`; `None`: no limit).
+    pub pod_max_pids: Option<i64>,
 }
 
 /// Errors of the kubelet.
@@ -118,5 +131,10 @@ pub async fn run(config: Config, api: Option<ApiListener>) {
             None => std::future::pending().await,
         }
     };
-    tokio::join!(node::run(config.clone()), pods.run(), serve);
+    tokio::join!(
+        node::run(config.clone()),
+        pods.run(),
+        image_gc::run(config.clone()),
+        serve
+    );
 }

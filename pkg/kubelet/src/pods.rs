@@ -1,5 +1,6 @@
 //! The pods bound to this node: a watch on them (field selector
-//! `spec.nodeName`) feeds one worker task per pod, which drives the pod to
+//! `spec.nodeName`) and the static pods of the manifest directory
+//! ([`crate::static_pods`], mirrored by [`crate::mirror`]) feed one worker task per pod, which drives the pod to
 //! what its spec asks (sandbox, volumes, init containers in order, sidecars,
 //! app containers with restarts and back-off, probes) and reports its status;
 //! when the pod is deleted the worker stops the containers within the grace
@@ -12,8 +13,10 @@
 use crate::Config;
 use crate::env::{self, NodeFacts};
 use crate::layout::Layout;
+use crate::mirror::Mirrors;
 use crate::probes;
 use crate::state::{ContainerRecord, PodState};
+use crate::static_pods::{self, Source};
 use crate::status::{self, ContainerView, Instance, PodView};
 use crate::volumes::{self, TokenCache};
 use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod};
@@ -32,6 +35,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
+/// How often the manifest directory is read again (kube: every 20 s).
+const STATIC_POLL: Duration = Duration::from_secs(2);
+/// How often mirror pods are checked without a change to wake the check.
+const MIRROR_RESYNC: Duration = Duration::from_secs(10);
 /// Back-off before restarting a crashed container: 10 s doubling to 5 minutes.
 const BACKOFF_START: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -55,9 +62,15 @@ pub struct PodEntry {
 #[derive(Clone, Default)]
 pub struct Registry {
     pods: Arc<Mutex<HashMap<String, Arc<Mutex<PodEntry>>>>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Registry {
+    /// What the pod workers record for `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
     /// The entry of the pod `namespace/name`.
     pub fn find(&self, namespace: &str, name: &str) -> Option<PodEntry> {
         let pods = self.pods.lock().unwrap_or_else(PoisonError::into_inner);
@@ -102,6 +115,12 @@ struct Shared {
     registry: Registry,
     facts: NodeFacts,
     workers: Mutex<HashMap<String, watch::Sender<Option<Arc<Pod>>>>>,
+    /// The static pods the manifest directory holds now.
+    statics: Mutex<Vec<Arc<Pod>>>,
+    /// Static pod UID to the UID of its up-to-date mirror pod (where its status goes).
+    mirrors: Mutex<HashMap<String, String>>,
+    /// Wakes the mirror pass (a mirror pod changed in the API).
+    mirror_changed: Notify,
 }
 
 /// Runs the pods bound to this node.
@@ -134,12 +153,26 @@ impl Manager {
                 registry,
                 facts,
                 workers: Mutex::new(HashMap::new()),
+                statics: Mutex::new(Vec::new()),
+                mirrors: Mutex::new(HashMap::new()),
+                mirror_changed: Notify::new(),
             }),
         }
     }
 
-    /// Watches this node's pods and runs a worker for each until dropped.
+    /// Watches this node's pods and its manifest directory and runs a worker
+    /// for each pod until dropped.
     pub async fn run(self) {
+        let manifests = self.shared.layout.pod_manifests_dir();
+        if let Err(error) = std::fs::create_dir_all(&manifests) {
+            tracing::warn!(%error, dir = %manifests.display(), "cannot create the static pod directory");
+        }
+        let mut source = Source::new(manifests, &self.shared.config.node_name);
+        // Static pods first: they run whether or not the API answers, and the
+        // clean-up below must know them.
+        let mut pending = Vec::new();
+        let changes = source.poll();
+        apply_static(&self.shared, changes, source.pods(), &mut pending);
         let api: Api<Pod> = Api::all(self.shared.config.client.clone());
         let config = kube::runtime::watcher::Config::default()
             .fields(&format!("spec.nodeName={}", self.shared.config.node_name));
@@ -147,6 +180,11 @@ impl Manager {
         let shared = self.shared.clone();
         informer.on_change(move |change| {
             let pod = change.object().clone();
+            // A mirror only shows a static pod, which runs from its file.
+            if static_pods::is_mirror(&pod) {
+                shared.mirror_changed.notify_one();
+                return;
+            }
             let Some(uid) = pod.metadata.uid.clone() else {
                 return;
             };
@@ -192,8 +230,109 @@ impl Manager {
                 }
             }
         };
-        tokio::join!(informer.run(), cleanup);
+        let statics = {
+            let shared = self.shared.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(STATIC_POLL).await;
+                    let polled = tokio::task::spawn_blocking(move || {
+                        let changes = source.poll();
+                        (source, changes)
+                    })
+                    .await;
+                    let Ok((polled, changes)) = polled else {
+                        return;
+                    };
+                    source = polled;
+                    let changed = !changes.added.is_empty() || !changes.removed.is_empty();
+                    apply_static(&shared, changes, source.pods(), &mut pending);
+                    if changed {
+                        shared.mirror_changed.notify_one();
+                    }
+                }
+            }
+        };
+        let mirrors = {
+            let shared = self.shared.clone();
+            let informer = informer.clone();
+            async move {
+                informer.wait_synced().await;
+                let mut mirrors =
+                    Mirrors::new(shared.config.client.clone(), &shared.config.node_name);
+                loop {
+                    let wanted = shared
+                        .statics
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    let mirrored = mirrors.reconcile(&wanted, &informer.list()).await;
+                    *shared
+                        .mirrors
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = mirrored;
+                    tokio::select! {
+                        () = tokio::time::sleep(MIRROR_RESYNC) => {}
+                        () = shared.mirror_changed.notified() => {
+                            // Let a burst of watch events settle into the cache.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }
+        };
+        tokio::join!(informer.run(), cleanup, statics, mirrors);
     }
+}
+
+/// Feeds the static pod changes of one poll to the workers. A pod whose
+/// previous version (same name, other UID) still runs waits in `pending`
+/// until that one has stopped, as kube's pod workers do.
+fn apply_static(
+    shared: &Arc<Shared>,
+    changes: static_pods::Changes,
+    wanted: Vec<Arc<Pod>>,
+    pending: &mut Vec<Arc<Pod>>,
+) {
+    *shared
+        .statics
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = wanted;
+    for pod in changes.removed {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        pending.retain(|p| p.metadata.uid.as_deref() != Some(&uid));
+        tracing::info!(pod = %static_pods::full_name(&pod), "static pod manifest removed or changed; stopping the pod");
+        let running = shared
+            .workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&uid);
+        if running {
+            dispatch(shared, &uid, Some(Arc::new(static_pods::terminating(&pod))));
+        }
+    }
+    pending.extend(changes.added);
+    pending.retain(|pod| {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let name = static_pods::full_name(pod);
+        let previous_runs = shared
+            .workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(other, tx)| {
+                other != &uid
+                    && tx
+                        .borrow()
+                        .as_deref()
+                        .is_some_and(|p| static_pods::full_name(p) == name)
+            });
+        if previous_runs {
+            return true;
+        }
+        tracing::info!(pod = %name, %uid, "starting static pod");
+        dispatch(shared, &uid, Some(pod.clone()));
+        false
+    });
 }
 
 fn dispatch(shared: &Arc<Shared>, uid: &str, pod: Option<Arc<Pod>>) {
@@ -261,10 +400,18 @@ struct Worker {
     volumes: Option<HashMap<String, PathBuf>>,
     volumes_at: Option<Instant>,
     reported: Option<Value>,
+    /// The UID of the API object `reported` went to (a static pod's mirror changes).
+    reported_to: Option<String>,
     start_time: String,
     events_sent: HashSet<String>,
     /// The pod's address on the pod network, once it has one.
     pod_ip: Option<std::net::Ipv4Addr>,
+    /// When this kubelet first saw the pod (the start of `pod_start_duration`).
+    first_seen: Instant,
+    /// Whether its start was counted (or need not be: running before a restart of kite).
+    start_counted: Option<bool>,
+    /// Whether the pod's cgroup has its `pod-max-pids` limit.
+    pids_limited: bool,
 }
 
 impl Worker {
@@ -294,9 +441,13 @@ impl Worker {
             volumes: None,
             volumes_at: None,
             reported: None,
+            reported_to: None,
             start_time: Timestamp::now().to_string(),
             events_sent: HashSet::new(),
             pod_ip: None,
+            first_seen: Instant::now(),
+            start_counted: None,
+            pids_limited: false,
         }
     }
 
@@ -523,6 +674,23 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .sandbox = sandbox;
+        }
+        if let Some(limit) = self.shared.config.pod_max_pids
+            && !self.pids_limited
+        {
+            let cgroup =
+                crate::container::pod_cgroup(self.shared.config.runtime.cgroup_parent(), pod);
+            let set = tokio::task::spawn_blocking(move || {
+                kite_runtime::cgroup::set_pids_limit(
+                    std::path::Path::new("/sys/fs/cgroup"),
+                    &cgroup,
+                    limit,
+                )
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            set.map_err(|e| format!("setting the pod's pids limit: {e}"))?;
+            self.pids_limited = true;
         }
         if !spec.host_network.unwrap_or(false) && self.pod_ip.is_none() {
             self.pod_ip = self.attach_network().await?;
@@ -1319,12 +1487,43 @@ impl Worker {
         let view = self.view(pod);
         let now = Timestamp::now().to_string();
         let status = status::pod_status(pod, &view, &now);
+        self.count_start(pod, &status);
         self.patch_status(pod, status).await;
     }
 
+    /// Records the pod start duration the first time the pod is running,
+    /// unless it already ran when this worker began (kite restarted).
+    fn count_start(&mut self, pod: &Pod, status: &Value) {
+        let phase = |p: Option<&str>| p == Some("Running");
+        let counted = *self
+            .start_counted
+            .get_or_insert_with(|| phase(pod.status.as_ref().and_then(|s| s.phase.as_deref())));
+        if !counted && phase(status.get("phase").and_then(Value::as_str)) {
+            self.shared
+                .registry
+                .metrics()
+                .pod_started(self.first_seen.elapsed());
+            self.start_counted = Some(true);
+        }
+    }
+
     async fn patch_status(&mut self, pod: &Pod, status: Value) {
+        // A static pod's status goes to its mirror, once there is one.
+        let target = if static_pods::is_static(pod) {
+            let mirrors = self
+                .shared
+                .mirrors
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match mirrors.get(&self.uid) {
+                Some(mirror) => mirror.clone(),
+                None => return,
+            }
+        } else {
+            self.uid.clone()
+        };
         // Only a change is worth a write (times of unchanged conditions are kept).
-        if self.reported.as_ref() == Some(&status) {
+        if self.reported.as_ref() == Some(&status) && self.reported_to.as_ref() == Some(&target) {
             return;
         }
         let api: Api<Pod> = Api::namespaced(
@@ -1338,7 +1537,10 @@ impl Worker {
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => self.reported = Some(status),
+            Ok(_) => {
+                self.reported = Some(status);
+                self.reported_to = Some(target);
+            }
             Err(error) => tracing::debug!(%error, pod = %name, "cannot update pod status"),
         }
     }
@@ -1445,7 +1647,8 @@ impl Worker {
             let _ = std::fs::remove_dir_all(&logs);
         });
         let _ = cleanup.await;
-        if let Some(pod) = pod {
+        // A static pod is not in the API (its mirror is the mirror pass's business).
+        if let Some(pod) = pod.filter(|p| !static_pods::is_static(p)) {
             let api: Api<Pod> = Api::namespaced(
                 self.shared.config.client.clone(),
                 pod.metadata.namespace.as_deref().unwrap_or("default"),

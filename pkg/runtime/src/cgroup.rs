@@ -74,6 +74,29 @@ pub fn container_dirs(root: &Path, cgroups_path: &Path) -> Vec<PathBuf> {
     }
 }
 
+/// Limits the processes of cgroup `cgroup` (relative to each hierarchy, as a
+/// `cgroupsPath` is) under `root` to `limit`, creating it if needed: a pod's
+/// cgroup, which its containers' cgroups nest in. On cgroup v2 the `pids`
+/// controller is enabled down the path first.
+pub fn set_pids_limit(root: &Path, cgroup: &Path, limit: i64) -> std::io::Result<()> {
+    let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
+    let dir = match CgroupVersion::detect(root) {
+        CgroupVersion::V1 => root.join("pids").join(rel),
+        CgroupVersion::V2 => {
+            let mut at = root.to_path_buf();
+            for part in rel.components() {
+                // Already enabled, or enabled higher up by the system: both fine.
+                let _ = std::fs::write(at.join("cgroup.subtree_control"), "+pids");
+                at.push(part);
+                std::fs::create_dir_all(&at)?;
+            }
+            at
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("pids.max"), limit.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,14 @@ pub enum Error {
     /// The sandbox could not be removed.
     #[error(transparent)]
     Sandbox(Box<crate::sandbox::Error>),
+    /// An image cannot be removed while containers use it.
+    #[error("cannot remove image {image}: it is in use by container {}", containers.join(", "))]
+    ImageInUse {
+        /// The image's name.
+        image: String,
+        /// The containers made from it.
+        containers: Vec<String>,
+    },
 }
 
 /// How a monitored container is set up.
@@ -205,6 +213,9 @@ impl Runtime {
             };
             let bytes = serde_json::to_vec_pretty(&spec).unwrap_or_default();
             store::write_atomic(&bundle.join("config.json"), &bytes).inspect_err(|_| {
+                let _ = unmount(&rootfs);
+            })?;
+            self.record_image(&bundle, &image).inspect_err(|_| {
                 let _ = unmount(&rootfs);
             })?;
             Ok(())

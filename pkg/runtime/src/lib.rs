@@ -10,7 +10,8 @@
 //! Module map: [`reference`] parses image names, [`digest`] hashes content,
 //! [`unpack`] applies layers and whiteouts, [`spec`] builds OCI runtime
 //! specs, [`cgroup`] places containers' cgroups, [`pull`] fetches images
-//! from registries configured by [`registries`].
+//! from registries configured by [`registries`], [`usage`] tells which
+//! images containers use and how full the store's file system is.
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -29,6 +30,7 @@ pub mod shim;
 pub mod spec;
 pub mod store;
 pub mod unpack;
+pub mod usage;
 
 pub use container::{Runtime, RuntimeConfig, Stdio3};
 pub use digest::Digest;

@@ -257,6 +257,14 @@ impl Store {
         Ok(image)
     }
 
+    /// Deletes blobs and snapshots no image refers to any more (left behind
+    /// by interrupted imports or pulls).
+    pub fn prune(&self) -> Result<()> {
+        let lock = self.lock()?;
+        let index = self.read_index()?;
+        self.collect_garbage(&lock, &index)
+    }
+
     /// Deletes blobs and snapshots no image in `index` refers to.
     fn collect_garbage(&self, _lock: &StoreLock, index: &Index) -> Result<()> {
         let mut blobs = std::collections::HashSet::new();

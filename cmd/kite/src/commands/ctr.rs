@@ -29,7 +29,7 @@ pub fn run(args: CtrArgs) -> ExitCode {
                 private_registry,
             }) => pull(&store, &reference, user.as_deref(), &private_registry),
             CtrCommand::Images(ImagesCommand::Ls { quiet }) => list(&store, quiet),
-            CtrCommand::Images(ImagesCommand::Rm { refs }) => remove(&store, &refs),
+            CtrCommand::Images(ImagesCommand::Rm { refs }) => remove(&runtime(store)?, &refs),
             CtrCommand::Containers(ContainersCommand::Ls { quiet }) => {
                 list_containers(&runtime(store)?, quiet)
             }
@@ -194,11 +194,12 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-fn remove(store: &Store, refs: &[String]) -> Result<i32> {
+fn remove(runtime: &Runtime, refs: &[String]) -> Result<i32> {
     for text in refs {
         let reference = Reference::parse(text)?;
-        let image = store
-            .remove(&reference)
+        // An image a container (running or not) was made from stays.
+        let image = runtime
+            .remove_image(&reference)
             .with_context(|| format!("cannot remove {text}"))?;
         println!("{}", image.name);
     }

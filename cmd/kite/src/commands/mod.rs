@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod certificate;
+pub mod crictl;
 pub mod ctr;
 pub mod kubectl;
 pub mod runtime;

@@ -254,6 +254,8 @@ fn spawn_agent(
     settings: &Settings,
     api: kite_kubelet::ApiListener,
 ) -> Result<tokio::task::JoinHandle<()>> {
+    let kubelet_args = kite_kubelet::args::KubeletArgs::parse(&settings.args.node.kubelet_args)
+        .map_err(anyhow::Error::msg)?;
     let root = settings.data.agent();
     let store = kite_runtime::Store::open(&root)
         .with_context(|| format!("cannot open the image store in {}", root.display()))?;
@@ -300,6 +302,8 @@ fn spawn_agent(
         cluster_domain: settings.args.cluster_domain.clone(),
         port: settings.args.node.kubelet_port,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        image_gc: kubelet_args.image_gc,
+        pod_max_pids: kubelet_args.pod_max_pids,
     };
     let proxy = (!settings.args.disable_kube_proxy).then(|| kite_proxy::Config {
         client: config.client.clone(),

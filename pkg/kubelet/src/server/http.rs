@@ -204,6 +204,14 @@ async fn route(backend: Arc<dyn Backend>, request: Request<Incoming>) -> Respons
         ["healthz"] if read => text(StatusCode::OK, "ok"),
         ["pods"] | ["pods", ""] if read => json(&backend.pods()),
         ["stats", "summary"] if read => json(&backend.stats_summary().await),
+        ["metrics"] if read => {
+            let mut response = text(StatusCode::OK, backend.metrics());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
         ["containerLogs", namespace, pod, container] if read => {
             let target = ContainerRef {
                 namespace: namespace.to_string(),

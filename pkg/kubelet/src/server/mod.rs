@@ -122,4 +122,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// `/stats/summary` (a kubelet `stats/v1alpha1` `Summary`).
     fn stats_summary(&self) -> BoxFuture<'static, serde_json::Value>;
+
+    /// `/metrics`, in the Prometheus text format.
+    fn metrics(&self) -> String;
 }
