@@ -317,6 +317,33 @@ def test_node_proxy_reaches_the_kubelet(node, logger, version):
     assert "logger" in [p["metadata"]["name"] for p in pods["items"]]
 
 
+def test_run_executes_a_command_and_answers_with_its_output(node, logger):
+    """`/run` (POST, `cmd` split on spaces): stdout then stderr, or a 500 naming the exit code."""
+    server, core = node
+    name = core.list_node().items[0].metadata.name
+    tls = server.tls_dir
+
+    def run(cmd):
+        out = subprocess.run(
+            ["curl", "-sS", "--cacert", server.ca_path, "-X", "POST",
+             "--cert", os.path.join(tls, "client-admin.crt"), "--key", os.path.join(tls, "client-admin.key"),
+             "-w", "\n%{http_code}", "--get", "--data-urlencode", f"cmd={cmd}",
+             f"{server.url}/api/v1/nodes/{name}/proxy/run/default/logger/c"],
+            capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        body, _, code = out.stdout.rpartition("\n")
+        return int(code), body
+
+    assert run("echo hello from run") == (200, "hello from run\n")
+    assert run("sh -c exit") == (200, "")
+    code, body = run("ls /nonexistent")
+    assert code == 500 and body.startswith("command 'ls /nonexistent' exited with 1: ls: /nonexistent"), body
+    code, body = run("true")
+    assert code == 200
+    code, body = run("")
+    assert code == 400, body
+
+
 def test_stats_summary_reports_node_and_container_usage(node, logger):
     server, core = node
     name = core.list_node().items[0].metadata.name

@@ -236,6 +236,14 @@ async fn route(backend: Arc<dyn Backend>, request: Request<Incoming>) -> Respons
             };
             super::remotecommand::serve(backend, request, target, &query, false)
         }
+        ["run", namespace, pod, container] if method == Method::POST => {
+            let target = ContainerRef {
+                namespace: namespace.to_string(),
+                pod: pod.to_string(),
+                container: container.to_string(),
+            };
+            super::run::serve(backend, target, &query).await
+        }
         ["portForward", namespace, pod] if stream => {
             super::portforward::serve(backend, request, namespace, pod, &query)
         }

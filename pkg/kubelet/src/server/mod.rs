@@ -10,6 +10,7 @@ pub mod pipe;
 pub mod portforward;
 pub mod query;
 pub mod remotecommand;
+pub mod run;
 pub mod spdy;
 pub mod websocket;
 
