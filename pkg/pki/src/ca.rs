@@ -160,6 +160,19 @@ impl Ca {
             })
     }
 
+    /// Signs a parsed certificate signing request.
+    pub(crate) fn sign_request(
+        &self,
+        request: &rcgen::CertificateSigningRequestParams,
+    ) -> Result<Certificate> {
+        request
+            .signed_by(&self.issuer)
+            .map_err(|source| Error::Generate {
+                what: "certificate signing request".to_string(),
+                source,
+            })
+    }
+
     /// Whether `cert` names this CA as issuer and carries a valid signature from its key.
     pub(crate) fn issued(&self, cert: &X509Certificate<'_>) -> bool {
         let Ok(ca) = x509(&self.cert_path, &self.cert_der) else {

@@ -7,6 +7,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A certificate signing request cannot be signed as asked.
+    #[error("{reason}")]
+    Request {
+        /// Why.
+        reason: String,
+    },
+
     /// A file or directory could not be read.
     #[error("cannot read {}", .path.display())]
     Read {

@@ -17,6 +17,7 @@
 mod ca;
 mod check;
 mod config;
+mod csr;
 mod error;
 mod fs;
 mod kubeconfig;
@@ -32,6 +33,7 @@ mod tests;
 
 pub use check::{CertInfo, CertStatus, check, render_table};
 pub use config::{PkiConfig, split_sans};
+pub use csr::{MAX_LIFETIME, Signer};
 pub use error::{Error, Result};
 pub use kubeconfig::{
     Cluster, Context, DEFAULT_NAME, Kubeconfig, NamedCluster, NamedContext, NamedUser, User,

@@ -93,8 +93,8 @@ impl Default for EnsureOptions {
 /// The server's PKI, loaded and up to date. Create with [`Pki::ensure`].
 pub struct Pki {
     paths: PkiPaths,
-    server_ca: Ca,
-    client_ca: Ca,
+    pub(crate) server_ca: Ca,
+    pub(crate) client_ca: Ca,
     service_account: ServiceAccountKey,
     serving: LeafFiles,
     admin: LeafFiles,
