@@ -10,10 +10,13 @@
 //!   not-ready and unreachable NoExecute taints.
 //! - [`resource_quota`]: what objects charge against ResourceQuotas, and
 //!   the check that refuses what would go over them.
+//! - [`default_storage_class`]: the default StorageClass for new
+//!   PersistentVolumeClaims that name none.
 //!
 //! Kubernetes runs them in this order (LimitRanger, then ServiceAccount);
 //! ResourceQuota validates every kind's creates after both.
 
+pub mod default_storage_class;
 pub mod default_toleration_seconds;
 pub mod limit_range;
 pub mod resource_quota;
