@@ -70,7 +70,7 @@ def pod_body(name, claim, command=KEEP_RUNNING):
                      "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}}
 
 
-def sts_body(name, replicas):
+def sts_body(name, replicas, **spec):
     return {
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
         "spec": {"serviceName": name, "replicas": replicas,
@@ -84,7 +84,7 @@ def sts_body(name, replicas):
                  "volumeClaimTemplates": [{
                      "metadata": {"name": "data"},
                      "spec": {"accessModes": ["ReadWriteOnce"],
-                              "resources": {"requests": {"storage": "64Mi"}}}}]},
+                              "resources": {"requests": {"storage": "64Mi"}}}}], **spec},
     }
 
 
@@ -227,6 +227,40 @@ def test_a_statefulset_of_three_gets_a_local_path_volume_per_pod_in_order(cluste
                            "default/data-db-2", "local-path"]
 
 
+def gone(read, *args):
+    try:
+        read(*args)
+        return False
+    except ApiException as e:
+        return e.status == 404
+
+
+def test_claims_of_a_delete_retention_policy_go_with_their_pods_and_set(cluster):
+    server, core = cluster
+    apps = client.AppsV1Api(core.api_client)
+    apps.create_namespaced_stateful_set("default", sts_body("tmp", 2, persistentVolumeClaimRetentionPolicy={
+        "whenDeleted": "Delete", "whenScaled": "Delete"}))
+    wait_for(lambda: apps.read_namespaced_stateful_set("tmp", "default").status.ready_replicas == 2,
+             timeout=90, what="two ready pods")
+    claims = {n: core.read_namespaced_persistent_volume_claim(f"data-tmp-{n}", "default") for n in (0, 1)}
+    owners = [(r.kind, r.name) for r in claims[0].metadata.owner_references]
+    assert owners == [("StatefulSet", "tmp")]
+    dirs = {n: core.read_persistent_volume(c.spec.volume_name).spec.host_path.path for n, c in claims.items()}
+    assert all(os.path.isdir(d) for d in dirs.values())
+
+    apps.patch_namespaced_stateful_set("tmp", "default", {"spec": {"replicas": 1}})
+    read_claim = core.read_namespaced_persistent_volume_claim
+    wait_for(lambda: gone(read_claim, "data-tmp-1", "default"), timeout=60, what="scaled-away claim deleted")
+    wait_for(lambda: gone(core.read_persistent_volume, claims[1].spec.volume_name), what="its volume deleted")
+    assert not os.path.exists(dirs[1])
+    assert bound_claim(core, "data-tmp-0")
+
+    apps.delete_namespaced_stateful_set("tmp", "default")
+    wait_for(lambda: gone(read_claim, "data-tmp-0", "default"), timeout=60, what="claims of the set deleted")
+    wait_for(lambda: gone(core.read_persistent_volume, claims[0].spec.volume_name), what="last volume deleted")
+    assert not os.path.exists(dirs[0])
+
+
 def test_a_claim_gets_the_default_class_binds_for_its_pod_and_is_reclaimed_on_delete(cluster):
     server, core = cluster
     core.create_namespaced_persistent_volume_claim("default", claim_body("scratch"))
@@ -254,14 +288,7 @@ def test_a_claim_gets_the_default_class_binds_for_its_pod_and_is_reclaimed_on_de
              what="pod gone")
     core.delete_namespaced_persistent_volume_claim("scratch", "default")
 
-    def volume_gone():
-        try:
-            core.read_persistent_volume(volume)
-            return False
-        except ApiException as e:
-            return e.status == 404
-
-    wait_for(volume_gone, what="volume deleted")
+    wait_for(lambda: gone(core.read_persistent_volume, volume), what="volume deleted")
     assert not os.path.exists(path)
 
 

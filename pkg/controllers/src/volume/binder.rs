@@ -51,7 +51,8 @@ pub enum Plan {
     Stuck(&'static str, &'static str, String),
 }
 
-/// What to do with an unbound claim, given the cluster as the caches see it.
+/// What to do with an unbound claim, given the cluster as the caches see it
+/// (`node`: the Node the scheduler selected, when the claim names one).
 pub fn plan(
     claim: &PersistentVolumeClaim,
     volumes: &[&PersistentVolume],
@@ -64,7 +65,9 @@ pub fn plan(
     if let Some(volume) = vb::find_match(claim, volumes.iter().copied(), node, delay) {
         return Plan::Bind(volume.metadata.name.clone().unwrap_or_default());
     }
-    if delay && node.is_none() {
+    // A node the caches do not know yet still counts as chosen: the
+    // provisioner decides with the name alone.
+    if delay && vb::selected_node(claim).is_none() {
         return Plan::WaitForConsumer;
     }
     if class_name.is_empty() {

@@ -65,12 +65,19 @@ fn waiting_claims_wait_for_the_scheduler_then_bind_on_its_node_or_provision() {
         Plan::WaitForConsumer
     );
     let (a, b) = (node("a"), node("b"));
+    let on = |n: &str| claim(Some("local-path"), json!({vb::SELECTED_NODE: n}));
+    let c = on("a");
     assert_eq!(
         plan(&c, &[&on_a], Some(&local), Some(&a)),
         Plan::Bind("pv-a".into())
     );
     assert_eq!(
-        plan(&c, &[&on_a], Some(&local), Some(&b)),
+        plan(&on("b"), &[&on_a], Some(&local), Some(&b)),
+        Plan::Provision("rancher.io/local-path".into())
+    );
+    // A node not (yet) in the cache: provision for it by name.
+    assert_eq!(
+        plan(&on("c"), &[&on_a], Some(&local), None),
         Plan::Provision("rancher.io/local-path".into())
     );
 }
