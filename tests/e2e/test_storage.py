@@ -283,10 +283,19 @@ def test_a_claim_gets_the_default_class_binds_for_its_pod_and_is_reclaimed_on_de
     assert ("Provisioning", 'External provisioner is provisioning volume for claim "default/scratch"') in \
         events_of(core, "scratch")
 
-    core.delete_namespaced_pod("user", "default", grace_period_seconds=0)
-    wait_for(lambda: not [p for p in core.list_namespaced_pod("default").items if p.metadata.name == "user"],
-             what="pod gone")
+    assert claim.metadata.finalizers == ["kubernetes.io/pvc-protection"]
+    assert core.read_persistent_volume(volume).metadata.finalizers == ["kubernetes.io/pv-protection"]
+    # Deleting the claim under a running pod only marks it: the data stays.
     core.delete_namespaced_persistent_volume_claim("scratch", "default")
+    time.sleep(1)
+    row = next(r for r in table(server, "pvc") if r[0] == "scratch")
+    assert row[1] == "Terminating"
+    assert core.read_persistent_volume(volume).status.phase == "Bound"
+    assert os.path.exists(os.path.join(path, "x"))
+
+    core.delete_namespaced_pod("user", "default", grace_period_seconds=0)
+    wait_for(lambda: gone(core.read_namespaced_persistent_volume_claim, "scratch", "default"),
+             what="claim gone with its pod")
 
     wait_for(lambda: gone(core.read_persistent_volume, volume), what="volume deleted")
     assert not os.path.exists(path)

@@ -1,6 +1,7 @@
 //! Admission of new pods, in Kubernetes' order: LimitRanger, ServiceAccount,
 //! then DefaultTolerationSeconds; of new PersistentVolumeClaims,
-//! DefaultStorageClass. The decisions are pure functions in
+//! DefaultStorageClass, then (for volumes too) StorageObjectInUseProtection.
+//! The decisions are pure functions in
 //! [`kite_api::admission`]; this module fetches what they consult (the
 //! namespace's LimitRanges, the pod's ServiceAccount) from the store.
 
@@ -8,7 +9,8 @@ use crate::api::Call;
 use crate::errors::{self, ApiResult};
 use crate::objects;
 use kite_api::admission::{
-    default_storage_class, default_toleration_seconds, limit_range, resource_quota, service_account,
+    default_storage_class, default_toleration_seconds, limit_range, resource_quota,
+    service_account, storage_object_in_use_protection,
 };
 use kite_api::{Status, StatusDetails, StatusReason};
 use serde_json::Value;
@@ -18,6 +20,11 @@ pub async fn admit_create(call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
     let resource = &call.resource;
     if resource.group.is_empty() && resource.kind == "PersistentVolumeClaim" {
         default_storage_class::admit(obj, &storage_classes(call));
+        storage_object_in_use_protection::admit(&resource.kind, obj);
+        return Ok(());
+    }
+    if resource.group.is_empty() && resource.kind == "PersistentVolume" {
+        storage_object_in_use_protection::admit(&resource.kind, obj);
         return Ok(());
     }
     if !(resource.group.is_empty() && resource.kind == "Pod") {

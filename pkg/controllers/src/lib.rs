@@ -143,6 +143,8 @@ pub async fn run(config: Config) {
         classes.clone(),
         nodes.clone(),
     );
+    let protection =
+        volume::protection::Controller::new(&config, claims.clone(), volumes.clone(), pods.clone());
     let local_path = config.local_storage.clone().map(|root| {
         volume::local_path::Provisioner::new(
             &config,
@@ -185,6 +187,7 @@ pub async fn run(config: Config) {
         Box::pin(lifecycle.run()),
         Box::pin(quota.run()),
         Box::pin(binder.run()),
+        Box::pin(protection.run()),
         Box::pin(async move {
             if let Some(local_path) = local_path {
                 local_path.run().await;

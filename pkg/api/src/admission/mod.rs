@@ -11,7 +11,9 @@
 //! - [`resource_quota`]: what objects charge against ResourceQuotas, and
 //!   the check that refuses what would go over them.
 //! - [`default_storage_class`]: the default StorageClass for new
-//!   PersistentVolumeClaims that name none.
+//!   PersistentVolumeClaims that name none;
+//! - [`storage_object_in_use_protection`]: the finalizers that keep claims
+//!   in use and bound volumes from going away.
 //!
 //! Kubernetes runs them in this order (LimitRanger, then ServiceAccount);
 //! ResourceQuota validates every kind's creates after both.
@@ -21,3 +23,4 @@ pub mod default_toleration_seconds;
 pub mod limit_range;
 pub mod resource_quota;
 pub mod service_account;
+pub mod storage_object_in_use_protection;
