@@ -5,6 +5,7 @@ DefaultStorageClass admission plugin, driven by real kubectl (1.33 and 1.27)
 and the Python client."""
 
 import os
+import re
 import time
 
 import pytest
@@ -176,6 +177,16 @@ def test_a_statefulset_of_three_gets_a_local_path_volume_per_pod_in_order(cluste
         assert ("ProvisioningSucceeded", f"Successfully provisioned volume {volume}") in events_of(
             core, f"data-db-{n}")
     assert len(volumes) == 3
+
+    out = server.kubectl("describe", "pvc", "data-db-1").stdout
+    for line in (r"Status:\s+Bound", r"StorageClass:\s+local-path", r"Used By:\s+db-1",
+                 r"Normal\s+ProvisioningSucceeded"):
+        assert re.search(line, out), (line, out)
+    volume = core.read_namespaced_persistent_volume_claim("data-db-1", "default").spec.volume_name
+    out = server.kubectl("describe", "pv", volume).stdout
+    for line in (r"Claim:\s+default/data-db-1", r"Type:\s+HostPath \(bare host directory volume\)",
+                 rf"Term 0:\s+kubernetes.io/hostname in \[{node}\]"):
+        assert re.search(line, out), (line, out)
 
     # What db-0 writes outlives the pod: its replacement mounts the same claim.
     server.kubectl("exec", "db-0", "--", "sh", "-c", "echo kept > /data/greeting")

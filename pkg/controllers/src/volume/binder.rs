@@ -432,11 +432,12 @@ impl Controller {
         }
     }
 
+    /// Sets the volume's phase; a failure carries its reason and message.
     async fn write_volume_status(
         &self,
         volume: &PersistentVolume,
         phase: &str,
-        message: Option<&str>,
+        failure: Option<(&str, &str)>,
     ) -> Result<()> {
         let mut body = volume.clone();
         body.metadata.managed_fields = None;
@@ -444,8 +445,8 @@ impl Controller {
         let changed = old.phase.as_deref() != Some(phase);
         body.status = Some(PersistentVolumeStatus {
             phase: Some(phase.into()),
-            message: message.map(str::to_string),
-            reason: message.map(|_| "VolumeFailedDelete".to_string()),
+            message: failure.map(|(_, message)| message.to_string()),
+            reason: failure.map(|(reason, _)| reason.to_string()),
             last_phase_transition_time: if changed {
                 Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                     k8s_openapi::jiff::Timestamp::now(),
@@ -563,7 +564,7 @@ impl Controller {
                     "VolumeFailedDelete",
                     &message,
                 );
-                self.write_volume_status(volume, "Failed", Some(&message))
+                self.write_volume_status(volume, "Failed", Some(("VolumeFailedDelete", &message)))
                     .await?;
             }
             "Recycle" => {
@@ -574,7 +575,7 @@ impl Controller {
                     "VolumeFailedRecycle",
                     message,
                 );
-                self.write_volume_status(volume, "Failed", Some(message))
+                self.write_volume_status(volume, "Failed", Some(("VolumeFailedRecycle", message)))
                     .await?;
             }
             // Retain keeps it Released; Delete goes to its provisioner.
