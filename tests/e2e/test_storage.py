@@ -383,13 +383,20 @@ def test_pods_whose_claims_cannot_be_served_are_unschedulable_with_kubes_reasons
     core.delete_persistent_volume("far")
 
 
-def test_disabling_local_storage_makes_no_class(workdir):
+def test_disabling_local_storage_removes_the_class(workdir):
     server = KiteServer(workdir, port=6447)
+    server.start()
+    try:
+        wait_for(lambda: server.kubectl("get", "storageclass", "-o", "name").stdout.strip()
+                 == "storageclass.storage.k8s.io/local-path", what="local-path class")
+    finally:
+        server.stop()
     server.start(extra=["--disable", "local-storage"])
     try:
-        time.sleep(2)
-        out = server.kubectl("get", "storageclass", "-o", "name").stdout
-        assert out.strip() == ""
+        wait_for(lambda: server.kubectl("get", "storageclass", "-o", "name").stdout.strip() == "",
+                 what="local-path class removed")
+        time.sleep(1)
+        assert server.kubectl("get", "storageclass", "-o", "name").stdout.strip() == ""
         server.kubectl("create", "-f", "-", input=(
             '{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},'
             ' "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}'))

@@ -189,8 +189,9 @@ pub async fn run(config: Config) {
         Box::pin(binder.run()),
         Box::pin(protection.run()),
         Box::pin(async move {
-            if let Some(local_path) = local_path {
-                local_path.run().await;
+            match local_path {
+                Some(local_path) => local_path.run().await,
+                None => volume::local_path::remove_class(client.clone()).await,
             }
         }),
         Box::pin(async move {

@@ -32,6 +32,9 @@ use std::time::Duration;
 pub const PROVISIONER: &str = "rancher.io/local-path";
 /// The StorageClass made at start.
 pub const CLASS: &str = "local-path";
+/// Marks the class as kite's own, so `--disable local-storage` removes only
+/// what kite made.
+const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kite");
 /// The node label volume node affinity pins on.
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 /// Where rancher's provisioner records the node on the volume.
@@ -47,12 +50,52 @@ pub fn default_class() -> StorageClass {
                 vb::IS_DEFAULT_CLASS.to_string(),
                 "true".to_string(),
             )])),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY.0.to_string(),
+                MANAGED_BY.1.to_string(),
+            )])),
             ..Default::default()
         },
         provisioner: PROVISIONER.into(),
         reclaim_policy: Some("Delete".into()),
         volume_binding_mode: Some("WaitForFirstConsumer".into()),
         ..Default::default()
+    }
+}
+
+/// Deletes the `local-path` class kite made, as k3s deletes a packaged
+/// component that `--disable` turns off; volumes already provisioned stay.
+pub async fn remove_class(client: kube::Client) {
+    let api: Api<StorageClass> = Api::all(client);
+    loop {
+        let found = match api.get_opt(CLASS).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the local-path StorageClass; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        let ours = found.as_ref().is_some_and(|class| {
+            class
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED_BY.0))
+                .map(String::as_str)
+                == Some(MANAGED_BY.1)
+        });
+        if !ours {
+            return;
+        }
+        match api.delete(CLASS, &DeleteParams::default()).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 404 => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot delete the local-path StorageClass; retrying");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
     }
 }
 
@@ -455,6 +498,11 @@ mod tests {
         assert!(vb::is_default_class(&class));
         assert!(vb::waits_for_first_consumer(&class));
         assert_eq!(class.reclaim_policy.as_deref(), Some("Delete"));
+        let labels = class.metadata.labels.unwrap_or_default();
+        assert_eq!(
+            labels.get(MANAGED_BY.0).map(String::as_str),
+            Some(MANAGED_BY.1)
+        );
     }
 
     #[test]
