@@ -402,6 +402,13 @@ def test_disabling_local_storage_removes_the_class(workdir):
             ' "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}'))
         out = server.kubectl("get", "pvc", "c", "-o", "jsonpath={.spec.storageClassName}").stdout
         assert out == ""
+        # A default class made later is given to the claim that had none.
+        server.kubectl("create", "-f", "-", input=(
+            '{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "later",'
+            ' "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},'
+            ' "provisioner": "example.com/none"}'))
+        wait_for(lambda: server.kubectl("get", "pvc", "c", "-o", "jsonpath={.spec.storageClassName}").stdout
+                 == "later", what="class assigned retroactively")
     finally:
         server.stop()
 

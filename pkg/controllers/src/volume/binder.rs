@@ -13,6 +13,11 @@
 //! volume, kite's scheduler only selects the node and the binder does every
 //! bind: one writer for bindings, same result.
 //!
+//! A claim created with no class at all while no default class existed gets
+//! the default once one appears (upstream's retroactive default StorageClass
+//! assignment): with kite's `local-path` class made at start, claims applied
+//! in the same moment still get it.
+//!
 //! Reclaiming: `Retain` leaves a Released volume alone; `Delete` is the
 //! provisioner's job (it created the volume and knows how to remove it, see
 //! [`super::local_path`]); a `Delete` volume no provisioner owns fails, as
@@ -144,7 +149,14 @@ impl Controller {
                 return;
             }
             let name = change.object().metadata.name.clone().unwrap_or_default();
-            for claim in waiting.filter(|c| vb::claim_class(c) == name && unbound(c)) {
+            let unclassed = |c: &PersistentVolumeClaim| {
+                c.spec
+                    .as_ref()
+                    .is_some_and(|s| s.storage_class_name.is_none())
+            };
+            for claim in
+                waiting.filter(|c| (vb::claim_class(c) == name || unclassed(c)) && unbound(c))
+            {
                 cq.add(&key_of(&claim.metadata));
             }
         });
@@ -257,7 +269,17 @@ impl Controller {
         let volumes = self.volumes.list();
         let candidates: Vec<&PersistentVolume> = volumes.iter().map(AsRef::as_ref).collect();
         let reference = claim.object_ref(&());
-        match plan(claim, &candidates, class.as_deref(), node.as_deref()) {
+        let plan = plan(claim, &candidates, class.as_deref(), node.as_deref());
+        // Nothing to bind to now: a claim with no class takes the default.
+        if !matches!(plan, Plan::Bind(_))
+            && let Some(default) = self.retroactive_class(claim)
+        {
+            let mut updated = claim.clone();
+            updated.spec.get_or_insert_default().storage_class_name = Some(default);
+            self.replace_claim(&updated).await?;
+            return Ok(None);
+        }
+        match plan {
             Plan::Bind(name) => {
                 if let Some(volume) = self.volumes.get(&name) {
                     self.bind(claim, &volume).await?;
@@ -293,6 +315,25 @@ impl Controller {
                 Ok(Some(RESYNC))
             }
         }
+    }
+
+    /// The default class for a claim made before any default existed (no
+    /// class at all, not even `""`), as upstream's retroactive assignment.
+    fn retroactive_class(&self, claim: &PersistentVolumeClaim) -> Option<String> {
+        let unclassed = claim
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.storage_class_name.is_none())
+            && claim
+                .metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(vb::BETA_STORAGE_CLASS));
+        if !unclassed {
+            return None;
+        }
+        let classes = self.classes.list();
+        vb::default_class(classes.iter().map(AsRef::as_ref)).and_then(|c| c.metadata.name.clone())
     }
 
     /// Writes the provisioner annotations, unless the claim already has them.
