@@ -178,6 +178,24 @@ pub fn volume_for(
     }
 }
 
+/// Why a directory on one node cannot serve `claim`, if it cannot: it is no
+/// block device, and only one node can mount it (rancher's provisioner
+/// refuses the same claims).
+pub fn unsupported(claim: &PersistentVolumeClaim) -> Option<String> {
+    let spec = claim.spec.as_ref()?;
+    if spec.volume_mode.as_deref() == Some("Block") {
+        return Some("block volume mode is not supported".into());
+    }
+    let shared = spec
+        .access_modes
+        .iter()
+        .flatten()
+        .find(|m| !matches!(m.as_str(), "ReadWriteOnce" | "ReadWriteOncePod"));
+    shared.map(|mode| {
+        format!("access mode {mode} is not supported: only ReadWriteOnce and ReadWriteOncePod are")
+    })
+}
+
 /// The node a local-path volume lives on, from its node affinity.
 fn node_of(volume: &PersistentVolume) -> Option<&str> {
     let terms = &volume
@@ -318,6 +336,15 @@ impl Provisioner {
             }
             return Ok(None);
         };
+        if let Some(why) = unsupported(&claim) {
+            self.recorder.publish(
+                reference,
+                WARNING,
+                "ProvisioningFailed",
+                &format!("failed to provision volume with StorageClass {class_name:?}: {why}"),
+            );
+            return Ok(None);
+        }
         let claim_key = key_of(&claim.metadata);
         self.recorder.publish(
             reference.clone(),
@@ -490,6 +517,21 @@ mod tests {
         assert_eq!(node_of(&volume), Some("node-a"));
         // The provisioned volume is the claim's only match, on its node only.
         assert!(vb::is_bound_to(&volume, &claim()));
+    }
+
+    #[test]
+    fn block_and_shared_claims_are_refused() {
+        assert_eq!(unsupported(&claim()), None);
+        let mut block = claim();
+        block.spec.as_mut().unwrap().volume_mode = Some("Block".into());
+        assert_eq!(
+            unsupported(&block).as_deref(),
+            Some("block volume mode is not supported")
+        );
+        let mut shared = claim();
+        shared.spec.as_mut().unwrap().access_modes =
+            Some(vec!["ReadWriteOnce".into(), "ReadWriteMany".into()]);
+        assert!(unsupported(&shared).is_some_and(|m| m.contains("ReadWriteMany")));
     }
 
     #[test]
