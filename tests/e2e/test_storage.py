@@ -47,6 +47,12 @@ def cluster(tmp_path_factory):
                 apps.delete_namespaced_stateful_set(sts.metadata.name, "default")
             wait_for(lambda: not apps.list_namespaced_stateful_set("default").items,
                      what="statefulsets gone")
+            # Their pods go through the garbage collector; node_agent then
+            # deletes what is left, and must not race it.
+            wait_for(lambda: not [p for p in core.list_namespaced_pod("default").items
+                                  if (p.metadata.owner_references or [])
+                                  and p.metadata.owner_references[0].kind == "StatefulSet"],
+                     timeout=60, what="statefulset pods collected")
 
 
 def node_name(core):
@@ -197,7 +203,10 @@ def test_a_statefulset_of_three_gets_a_local_path_volume_per_pod_in_order(cluste
     core.delete_namespaced_pod("db-0", "default")
     wait_for(lambda: (p := running(core, "db-0")) and p.metadata.uid != first, timeout=90,
              what="db-0 recreated")
-    out = server.kubectl("exec", "db-0", "--", "cat", "/data/greeting")
+    # The kubelet may still hold the old db-0 for a moment and answer exec
+    # from it (its registry finds pods by name), so ask until the new one answers.
+    out = wait_for(lambda: (r := server.kubectl("exec", "db-0", "--", "cat", "/data/greeting", check=False))
+                   .returncode == 0 and r, timeout=20, interval=0.5, what="exec in the new db-0")
     assert out.stdout == "kept\n"
 
     # Scaling down removes db-2 first; its claim (and volume) stays.
