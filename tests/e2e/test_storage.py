@@ -358,6 +358,51 @@ def test_a_static_retain_volume_binds_at_once_and_is_released_not_deleted(cluste
     core.delete_persistent_volume("static")
 
 
+def test_a_waiting_claim_binds_to_a_local_volume_on_the_node_its_pod_is_scheduled_to(cluster):
+    server, core = cluster
+    storage = client.StorageV1Api(core.api_client)
+    node = node_name(core)
+    storage.create_storage_class({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "local-manual"},
+        "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer"})
+    path = os.path.join(server.workdir, "local-a")
+    os.makedirs(path)
+    core.create_persistent_volume({
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "local-a"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "storageClassName": "local-manual", "local": {"path": path},
+                 "persistentVolumeReclaimPolicy": "Retain",
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}})
+    for name in ("local-one", "local-two"):
+        core.create_namespaced_persistent_volume_claim("default", claim_body(name, storageClassName="local-manual"))
+    wait_for(lambda: ("WaitForFirstConsumer", "waiting for first consumer to be created before binding")
+             in events_of(core, "local-one"), what="WaitForFirstConsumer event")
+    # Available, but held back for the first consumer.
+    assert core.read_persistent_volume("local-a").status.phase == "Available"
+
+    core.create_namespaced_pod("default", pod_body("local-user", "local-one", "echo l > /data/l; " + KEEP_RUNNING))
+    wait_for(lambda: running(core, "local-user"), timeout=60, what="pod on the local volume")
+    claim = bound_claim(core, "local-one")
+    assert claim and claim.spec.volume_name == "local-a"
+    assert claim.metadata.annotations["volume.kubernetes.io/selected-node"] == node
+    wait_for(lambda: os.path.exists(os.path.join(path, "l")), what="file in the local volume")
+
+    # The only local volume is taken: a second consumer fits nowhere.
+    core.create_namespaced_pod("default", pod_body("local-second", "local-two"))
+    message = ("0/1 nodes are available: 1 node(s) didn't find available persistent volumes to bind. "
+               "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.")
+    wait_for(lambda: ("FailedScheduling", message) in events_of(core, "local-second"),
+             what="FailedScheduling for the second consumer")
+    for pod in ("local-user", "local-second"):
+        core.delete_namespaced_pod(pod, "default", grace_period_seconds=0)
+    for name in ("local-one", "local-two"):
+        core.delete_namespaced_persistent_volume_claim(name, "default")
+    wait_for(lambda: core.read_persistent_volume("local-a").status.phase == "Released", what="Released")
+    core.delete_persistent_volume("local-a")
+    storage.delete_storage_class("local-manual")
+
+
 def test_pods_whose_claims_cannot_be_served_are_unschedulable_with_kubes_reasons(cluster):
     server, core = cluster
     core.create_namespaced_pod("default", pod_body("ghost", "nothing-here"))
