@@ -25,8 +25,7 @@
 
 use crate::{Config, Result, work};
 use k8s_openapi::api::core::v1::{
-    Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus,
-    PersistentVolumeStatus,
+    Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeStatus,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use kite_api::volume_binding::{
@@ -460,7 +459,7 @@ impl Controller {
         }
         let mut body = claim.clone();
         body.metadata.managed_fields = None;
-        body.status = Some(PersistentVolumeClaimStatus { ..status });
+        body.status = Some(status);
         let namespace = claim.metadata.namespace.clone().unwrap_or_default();
         let name = claim.metadata.name.clone().unwrap_or_default();
         match Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &namespace)
