@@ -21,6 +21,9 @@ pub struct ControlPlane {
     pub service_lb: bool,
     /// `--node-monitor-grace-period`.
     pub node_monitor_grace_period: std::time::Duration,
+    /// `<data-dir>/storage` for the local-path provisioner; `None` when
+    /// `--disable local-storage` turns it off.
+    pub local_storage: Option<std::path::PathBuf>,
 }
 
 /// The API as a `kube::Client` for a component running as `user`.
@@ -63,6 +66,7 @@ pub fn spawn(
             cluster_cidr: Some(plan.cluster_cidr),
             service_lb: plan.service_lb,
             node_monitor_grace_period: plan.node_monitor_grace_period,
+            local_storage: plan.local_storage.clone(),
         };
         let elector = LeaderElector::new(
             client,

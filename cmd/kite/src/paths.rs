@@ -56,6 +56,13 @@ impl DataDir {
         self.root.join("agent")
     }
 
+    /// `<data-dir>/storage`: local-path volumes, as an absolute path (it is
+    /// written into hostPath volumes, which must be absolute).
+    pub fn storage(&self) -> PathBuf {
+        let dir = self.root.join("storage");
+        std::path::absolute(&dir).unwrap_or(dir)
+    }
+
     /// `<data-dir>/server/tls`: CAs, keys and certificates.
     pub fn tls(&self) -> PathBuf {
         self.server().join("tls")

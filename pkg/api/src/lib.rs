@@ -20,6 +20,7 @@ pub mod table;
 pub mod taints;
 pub mod validation;
 pub mod version;
+pub mod volume_binding;
 
 pub use resources::{ResourceInfo, SubresourceInfo};
 pub use status::{Status, StatusCause, StatusDetails, StatusReason};

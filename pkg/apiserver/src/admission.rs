@@ -1,5 +1,7 @@
 //! Admission of new pods, in Kubernetes' order: LimitRanger, ServiceAccount,
-//! then DefaultTolerationSeconds. The decisions are pure functions in
+//! then DefaultTolerationSeconds; of new PersistentVolumeClaims,
+//! DefaultStorageClass, then (for volumes too) StorageObjectInUseProtection.
+//! The decisions are pure functions in
 //! [`kite_api::admission`]; this module fetches what they consult (the
 //! namespace's LimitRanges, the pod's ServiceAccount) from the store.
 
@@ -7,7 +9,8 @@ use crate::api::Call;
 use crate::errors::{self, ApiResult};
 use crate::objects;
 use kite_api::admission::{
-    default_toleration_seconds, limit_range, resource_quota, service_account,
+    default_storage_class, default_toleration_seconds, limit_range, resource_quota,
+    service_account, storage_object_in_use_protection,
 };
 use kite_api::{Status, StatusDetails, StatusReason};
 use serde_json::Value;
@@ -15,6 +18,15 @@ use serde_json::Value;
 /// Runs the admission steps for creating `obj` (already defaulted).
 pub async fn admit_create(call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
     let resource = &call.resource;
+    if resource.group.is_empty() && resource.kind == "PersistentVolumeClaim" {
+        default_storage_class::admit(obj, &storage_classes(call));
+        storage_object_in_use_protection::admit(&resource.kind, obj);
+        return Ok(());
+    }
+    if resource.group.is_empty() && resource.kind == "PersistentVolume" {
+        storage_object_in_use_protection::admit(&resource.kind, obj);
+        return Ok(());
+    }
     if !(resource.group.is_empty() && resource.kind == "Pod") {
         return Ok(());
     }
@@ -50,6 +62,24 @@ pub async fn admit_create(call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
     }
     default_toleration_seconds::admit(obj);
     Ok(())
+}
+
+/// The cluster's StorageClasses, from the watch cache (as upstream's plugin
+/// reads its informer).
+fn storage_classes(call: &Call<'_>) -> Vec<Value> {
+    let Some(resource) = call
+        .api
+        .registry
+        .get("storage.k8s.io", "v1", "storageclasses")
+    else {
+        return Vec::new();
+    };
+    let prefix = objects::prefix(&resource, None);
+    let (objects, _) = call.api.cache(&resource).list(&prefix);
+    objects
+        .iter()
+        .filter_map(|o| serde_json::from_slice(&o.json).ok())
+        .collect()
 }
 
 /// Serialises quota admission, so back-to-back creates each see the usage

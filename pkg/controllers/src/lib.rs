@@ -8,8 +8,8 @@
 //! [`ttl`] after finishing), [`endpointslice`] and [`endpoints`] (what
 //! Services select), node IPAM ([`nodeipam`]: each node's pod CIDR), node
 //! health and taint-based eviction ([`node_lifecycle`]), PodDisruptionBudget
-//! status ([`disruption`], what evictions spend), the autoscaler ([`hpa`])
-//! and the
+//! status ([`disruption`], what evictions spend), the autoscaler ([`hpa`]),
+//! persistent [`volume`]s (the PV binder and the local-path provisioner) and the
 //! garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
@@ -36,13 +36,16 @@ pub mod servicelb;
 pub mod statefulset;
 pub mod ttl;
 mod util;
+pub mod volume;
 
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kite_client::{Informer, WorkQueue};
 use kube::api::Api;
 use std::future::Future;
@@ -66,6 +69,10 @@ pub struct Config {
     /// How long a kubelet may go without renewing its Lease before its node's
     /// conditions turn Unknown (`--node-monitor-grace-period`).
     pub node_monitor_grace_period: Duration,
+    /// Where the local-path provisioner makes volume directories
+    /// (`<data-dir>/storage`); `None` (`--disable local-storage`) runs no
+    /// provisioner and makes no `local-path` class.
+    pub local_storage: Option<std::path::PathBuf>,
 }
 
 /// Errors a reconcile can end with; the key is retried with back-off.
@@ -94,6 +101,9 @@ pub async fn run(config: Config) {
     let daemonsets = Informer::new(Api::<DaemonSet>::all(client.clone()));
     let revisions = Informer::new(Api::<ControllerRevision>::all(client.clone()));
     let statefulsets = Informer::new(Api::<StatefulSet>::all(client.clone()));
+    let claims = Informer::new(Api::<PersistentVolumeClaim>::all(client.clone()));
+    let volumes = Informer::new(Api::<PersistentVolume>::all(client.clone()));
+    let classes = Informer::new(Api::<StorageClass>::all(client.clone()));
     let leases = Informer::new(Api::namespaced(
         client.clone(),
         node_lifecycle::LEASE_NAMESPACE,
@@ -139,6 +149,24 @@ pub async fn run(config: Config) {
             statefulsets: statefulsets.clone(),
         },
     );
+    let binder = volume::binder::Controller::new(
+        &config,
+        claims.clone(),
+        volumes.clone(),
+        classes.clone(),
+        nodes.clone(),
+    );
+    let protection =
+        volume::protection::Controller::new(&config, claims.clone(), volumes.clone(), pods.clone());
+    let local_path = config.local_storage.clone().map(|root| {
+        volume::local_path::Provisioner::new(
+            &config,
+            root,
+            claims.clone(),
+            volumes.clone(),
+            classes.clone(),
+        )
+    });
 
     // Each on the heap: together, inline, they overflow a worker thread's stack.
     tokio::join!(
@@ -155,6 +183,9 @@ pub async fn run(config: Config) {
         Box::pin(revisions.run()),
         Box::pin(statefulsets.run()),
         Box::pin(leases.run()),
+        Box::pin(claims.run()),
+        Box::pin(volumes.run()),
+        Box::pin(classes.run()),
         Box::pin(sa.run()),
         Box::pin(rs.run()),
         Box::pin(deploy.run()),
@@ -170,6 +201,14 @@ pub async fn run(config: Config) {
         Box::pin(quota.run()),
         Box::pin(disruption.run()),
         Box::pin(autoscaler.run()),
+        Box::pin(binder.run()),
+        Box::pin(protection.run()),
+        Box::pin(async move {
+            match local_path {
+                Some(local_path) => local_path.run().await,
+                None => volume::local_path::remove_class(client.clone()).await,
+            }
+        }),
         Box::pin(async move {
             if let Some(ipam) = ipam {
                 ipam.run().await;

@@ -6,7 +6,11 @@
 //! the labels `statefulset.kubernetes.io/pod-name`, `apps.kubernetes.io/pod-index`
 //! and `controller-revision-hash` (the name of its ControllerRevision), and one
 //! PersistentVolumeClaim `<claim>-<set>-<ordinal>` per volume claim template,
-//! created before the pod and kept after it (the Retain policy). Under
+//! created before the pod. `persistentVolumeClaimRetentionPolicy` decides what
+//! happens to the claims: kept (Retain, the default for both cases), or owned
+//! by the set (`whenDeleted: Delete`) or, as its pod is scaled away, by that
+//! pod (`whenScaled: Delete`), so the garbage collector removes them after
+//! their owner. Under
 //! `OrderedReady` one pod changes at a time: ordinal `n` is created only once
 //! `0..n` are running and ready, and scale-down removes the highest ordinal
 //! first; `Parallel` creates and deletes at once. RollingUpdate replaces pods
@@ -21,7 +25,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetSta
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kite_client::events::{NORMAL, WARNING};
 use kite_client::{Change, Informer, Recorder, WorkQueue, key_of};
 use kube::Resource;
@@ -389,6 +393,12 @@ impl Controller {
                 let Some(pod) = self.pods.get(&format!("{namespace}/{name}")) else {
                     return Ok(());
                 };
+                let replicas = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                if retention(set).1
+                    && ordinal_of(&set_name, &name).is_some_and(|ord| ord >= replicas)
+                {
+                    self.own_claims_by_pod(set, &pod).await?;
+                }
                 if recreate {
                     self.recorder.publish(
                         reference.clone(),
@@ -472,6 +482,49 @@ impl Controller {
         }
     }
 
+    /// Makes `pod` the owner of its claims before a scale-down deletes it
+    /// (`whenScaled: Delete`), so they go with it.
+    async fn own_claims_by_pod(&self, set: &StatefulSet, pod: &Pod) -> Result<()> {
+        let namespace = set.metadata.namespace.clone().unwrap_or_default();
+        let set_name = set.metadata.name.clone().unwrap_or_default();
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let Some(ord) = ordinal_of(&set_name, &pod_name) else {
+            return Ok(());
+        };
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &namespace);
+        let owner = OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: pod_name.clone(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        let spec = set.spec.clone().unwrap_or_default();
+        for template in spec.volume_claim_templates.unwrap_or_default() {
+            let claim = template.metadata.name.clone().unwrap_or_default();
+            let name = claim_name(&claim, &set_name, ord);
+            let Some(mut pvc) = api.get_opt(&name).await? else {
+                continue;
+            };
+            let refs = pvc.metadata.owner_references.get_or_insert_default();
+            let set_uid = set.metadata.uid.as_deref().unwrap_or_default();
+            if refs.iter().any(|r| r.uid == owner.uid) && !refs.iter().any(|r| r.uid == set_uid) {
+                continue;
+            }
+            // The pod becomes the only owner: with the set still there, the
+            // garbage collector would only drop the pod as a dangling owner.
+            refs.retain(|r| r.uid != set_uid && r.uid != owner.uid);
+            refs.push(owner.clone());
+            pvc.metadata.managed_fields = None;
+            match api.replace(&name, &PostParams::default(), &pvc).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the pod's claims from the volume claim templates if missing.
     async fn ensure_claims(&self, set: &StatefulSet, pod_name: &str, ord: i32) -> Result<()> {
         let namespace = set.metadata.namespace.clone().unwrap_or_default();
@@ -486,12 +539,23 @@ impl Controller {
             }
             let mut labels = template.metadata.labels.clone().unwrap_or_default();
             labels.extend(spec.selector.match_labels.clone().unwrap_or_default());
+            let owners = retention(set).0.then(|| {
+                vec![OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "StatefulSet".into(),
+                    name: set_name.clone(),
+                    uid: set.metadata.uid.clone().unwrap_or_default(),
+                    block_owner_deletion: Some(true),
+                    ..Default::default()
+                }]
+            });
             let pvc = PersistentVolumeClaim {
                 metadata: ObjectMeta {
                     name: Some(name.clone()),
                     namespace: Some(namespace.clone()),
                     labels: Some(labels),
                     annotations: template.metadata.annotations.clone(),
+                    owner_references: owners,
                     ..Default::default()
                 },
                 spec: template.spec.clone(),
@@ -523,6 +587,20 @@ impl Controller {
         }
         Ok(())
     }
+}
+
+/// Whether the set's claims go when it is deleted, and when their pod is
+/// scaled away (`persistentVolumeClaimRetentionPolicy`, Retain by default).
+pub fn retention(set: &StatefulSet) -> (bool, bool) {
+    let policy = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref());
+    let delete = |v: Option<&String>| v.is_some_and(|v| v == "Delete");
+    (
+        delete(policy.and_then(|p| p.when_deleted.as_ref())),
+        delete(policy.and_then(|p| p.when_scaled.as_ref())),
+    )
 }
 
 /// The pod with ordinal `ord` of `set` from `template` at `revision`.
@@ -696,6 +774,27 @@ mod tests {
         );
         let on_delete = set(json!({"replicas": 3, "updateStrategy": {"type": "OnDelete"}}));
         assert_eq!(plan(&on_delete, &old, "r1", "r2"), vec![]);
+    }
+
+    #[test]
+    fn claims_are_retained_unless_the_policy_says_delete() {
+        let with = |policy: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(json!({"metadata": {"name": "db"},
+                "spec": {"selector": {}, "template": {}, "serviceName": "db",
+                         "persistentVolumeClaimRetentionPolicy": policy}}))
+            .unwrap()
+        };
+        assert_eq!(retention(&with(serde_json::Value::Null)), (false, false));
+        assert_eq!(
+            retention(&with(
+                json!({"whenDeleted": "Retain", "whenScaled": "Delete"})
+            )),
+            (false, true)
+        );
+        assert_eq!(
+            retention(&with(json!({"whenDeleted": "Delete"}))),
+            (true, false)
+        );
     }
 
     #[test]

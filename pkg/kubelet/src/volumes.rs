@@ -390,11 +390,19 @@ async fn claim_path(
     let pvc = get::<PersistentVolumeClaim>(client, namespace, claim)
         .await?
         .ok_or_else(|| format!("persistentvolumeclaim \"{claim}\" not found"))?;
-    let volume = pvc
-        .spec
-        .and_then(|s| s.volume_name)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("persistentvolumeclaim \"{claim}\" is not bound"))?;
+    // Like the kubelet, wait for the binder to finish: a claim pointing at
+    // a volume is not enough until its phase says Bound.
+    let phase = pvc
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    let volume = pvc.spec.and_then(|s| s.volume_name).unwrap_or_default();
+    if phase != "Bound" || volume.is_empty() {
+        return Err(format!(
+            "PVC {namespace}/{claim} has non-bound phase ({phase:?}) or empty pvc.Spec.VolumeName ({volume:?})"
+        ));
+    }
     let pv = Api::<PersistentVolume>::all(client.clone())
         .get_opt(&volume)
         .await

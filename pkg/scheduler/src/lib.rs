@@ -8,6 +8,8 @@
 //! `pods/binding` in the background. A pod that fits nowhere gets a
 //! `FailedScheduling` event and `PodScheduled=False` worded by [`message`], and
 //! waits until nodes or pods change (or a minute passes) before the next try.
+//! Pods with PersistentVolumeClaims also pass the [`volumes`] checks, and their
+//! waiting claims get the chosen node before the pod is bound.
 //!
 //! The decision logic ([`filter`], [`score`], [`message`], [`resources`],
 //! [`node_info`]) is pure and unit-tested; [`Scheduler`] only moves data.
@@ -21,6 +23,7 @@ mod schedule;
 pub mod score;
 #[cfg(test)]
 mod tests;
+pub mod volumes;
 
 #[cfg(test)]
 use schedule::feasible_nodes_to_find as schedule_feasible;

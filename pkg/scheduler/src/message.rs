@@ -39,6 +39,22 @@ pub fn fit_error(num_nodes: usize, rejections: &[Rejection], preemption_never: b
     message
 }
 
+/// Why no node fits a pod a PreFilter plugin rejected outright: its reason
+/// stands alone, and preemption cannot help on any node.
+pub fn pre_filter_error(num_nodes: usize, reason: &str, preemption_never: bool) -> String {
+    if num_nodes == 0 {
+        return "no nodes available to schedule pods".to_string();
+    }
+    let preemption = if preemption_never {
+        "not eligible due to preemptionPolicy=Never.".to_string()
+    } else {
+        format!(
+            "0/{num_nodes} nodes are available: {num_nodes} Preemption is not helpful for scheduling."
+        )
+    };
+    format!("0/{num_nodes} nodes are available: {reason}. preemption: {preemption}")
+}
+
 /// `"<count> <reason>"` for each distinct reason, sorted as strings and joined by ", ".
 fn histogram<'a>(reasons: impl Iterator<Item = &'a str>) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();

@@ -9,14 +9,17 @@ use crate::message;
 use crate::node_info::{NodeInfo, PodUsage};
 use crate::queue::Queue;
 use crate::score;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use crate::volumes::{self, Lookup};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kite_api::volume_binding as vb;
 use kite_client::events::{NORMAL, WARNING};
 use kite_client::{Change, Informer, Recorder, key_of};
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// What the scheduler needs to run.
@@ -36,9 +39,15 @@ pub struct Scheduler {
     config: Config,
 }
 
+/// How long a pod waits for its claims to be bound after the node was
+/// chosen, as kube-scheduler's `bindTimeoutSeconds`.
+const BIND_TIMEOUT: Duration = Duration::from_secs(600);
+
 enum Input {
     Node(Change<Node>),
     Pod(Change<Pod>),
+    /// A claim, volume or class changed: parked pods may fit now.
+    Storage,
     Bound {
         key: String,
         node: String,
@@ -73,6 +82,23 @@ impl Scheduler {
         pods.on_change(move |change| {
             let _ = pod_tx.send(Input::Pod(clone_change(change)));
         });
+        let storage = Storage {
+            claims: Informer::new(Api::all(client.clone())),
+            volumes: Informer::new(Api::all(client.clone())),
+            classes: Informer::new(Api::all(client.clone())),
+        };
+        let notify = |tx: &mpsc::UnboundedSender<Input>| {
+            let tx = tx.clone();
+            move || {
+                let _ = tx.send(Input::Storage);
+            }
+        };
+        let changed = notify(&tx);
+        storage.claims.on_change(move |_| changed());
+        let changed = notify(&tx);
+        storage.volumes.on_change(move |_| changed());
+        let changed = notify(&tx);
+        storage.classes.on_change(move |_| changed());
         let mut state = State {
             config: self.config.clone(),
             recorder: Recorder::new(
@@ -82,6 +108,7 @@ impl Scheduler {
             ),
             pods_api: Api::all(client),
             pods: pods.clone(),
+            storage: storage.clone(),
             nodes: HashMap::new(),
             order: Vec::new(),
             placed: HashMap::new(),
@@ -95,9 +122,15 @@ impl Scheduler {
         tokio::select! {
             () = nodes.clone().run() => {}
             () = pods.clone().run() => {}
+            () = storage.claims.clone().run() => {}
+            () = storage.volumes.clone().run() => {}
+            () = storage.classes.clone().run() => {}
             () = async {
                 nodes.wait_synced().await;
                 pods.wait_synced().await;
+                storage.claims.wait_synced().await;
+                storage.volumes.wait_synced().await;
+                storage.classes.wait_synced().await;
                 tracing::info!("scheduler caches synced");
                 state.run(rx).await
             } => {}
@@ -124,11 +157,35 @@ fn seed() -> u64 {
         | 1
 }
 
+/// The storage objects the VolumeBinding checks read.
+#[derive(Clone)]
+struct Storage {
+    claims: Informer<PersistentVolumeClaim>,
+    volumes: Informer<PersistentVolume>,
+    classes: Informer<StorageClass>,
+}
+
+impl Lookup for Storage {
+    fn claim(&self, key: &str) -> Option<Arc<PersistentVolumeClaim>> {
+        self.claims.get(key)
+    }
+    fn volume(&self, name: &str) -> Option<Arc<PersistentVolume>> {
+        self.volumes.get(name)
+    }
+    fn volumes(&self) -> Vec<Arc<PersistentVolume>> {
+        self.volumes.list()
+    }
+    fn class(&self, name: &str) -> Option<Arc<StorageClass>> {
+        self.classes.get(name)
+    }
+}
+
 struct State {
     config: Config,
     recorder: Recorder,
     pods_api: Api<Pod>,
     pods: Informer<Pod>,
+    storage: Storage,
     nodes: HashMap<String, NodeInfo>,
     /// Node names in a fixed order, for rotating where each search starts.
     order: Vec<String>,
@@ -219,6 +276,7 @@ impl State {
                 }
             }
             Input::Pod(change) => self.pod_changed(change.object(), now),
+            Input::Storage => self.queue.cluster_changed(now),
             Input::Bound { key, node, result } => match result {
                 BindResult::Ok => {}
                 BindResult::Moot => {
@@ -323,6 +381,15 @@ impl State {
         }
         let facts = PodFacts::new(&pod);
         let total = self.order.len();
+        let never = spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
+        let claims = match volumes::pre_filter(&pod, &self.storage) {
+            Ok(claims) => claims,
+            Err(reason) => {
+                let message = message::pre_filter_error(total, &reason, never);
+                self.unschedulable(&pod, key, message);
+                return;
+            }
+        };
         let wanted = feasible_nodes_to_find(total);
         let mut feasible: Vec<&NodeInfo> = Vec::new();
         let mut rejections: Vec<Rejection> = Vec::new();
@@ -333,7 +400,14 @@ impl State {
                 continue;
             };
             visited += 1;
-            match filter::check(&facts, info) {
+            let fits = filter::check(&facts, info).and_then(|()| {
+                if claims.is_empty() {
+                    Ok(())
+                } else {
+                    volumes::filter(&claims, &info.node, &self.storage)
+                }
+            });
+            match fits {
                 Ok(()) => {
                     feasible.push(info);
                     if feasible.len() >= wanted {
@@ -347,7 +421,6 @@ impl State {
             self.next_start = (self.next_start + visited) % total;
         }
         if feasible.is_empty() {
-            let never = spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
             let message = message::fit_error(total, &rejections, never);
             self.unschedulable(&pod, key, message);
             return;
@@ -370,10 +443,21 @@ impl State {
         self.place(key, &node, usage);
         self.assumed.insert(key.to_string(), node.clone());
         self.last_message.remove(key);
-        self.bind(&pod, key, node);
+        let waiting = claims.waiting.iter().map(|c| key_of(&c.metadata)).collect();
+        self.bind(&pod, key, node, volumes::to_select(&claims), waiting);
     }
 
-    fn bind(&self, pod: &Arc<Pod>, key: &str, node: String) {
+    /// Binds the pod in the background, after writing the node on the
+    /// claims in `select` and waiting for every claim in `waiting` to be
+    /// bound (upstream's VolumeBinding PreBind).
+    fn bind(
+        &self,
+        pod: &Arc<Pod>,
+        key: &str,
+        node: String,
+        select: Vec<(String, String)>,
+        waiting: Vec<String>,
+    ) {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.pods_api.clone().into_client(), &namespace);
@@ -382,7 +466,16 @@ impl State {
         let reference = pod.object_ref(&());
         let key = key.to_string();
         let uid = pod.metadata.uid.clone();
+        let claims = self.storage.claims.clone();
+        let client = self.pods_api.clone().into_client();
         tokio::spawn(async move {
+            if let Err(error) = bind_volumes(&client, &claims, &node, &select, &waiting).await {
+                let message = format!("running PreBind plugin \"VolumeBinding\": {error}");
+                recorder.publish(reference, WARNING, "FailedScheduling", &message);
+                let result = BindResult::Failed(message);
+                let _ = tx.send(Input::Bound { key, node, result });
+                return;
+            }
             let binding = serde_json::json!({
                 "apiVersion": "v1",
                 "kind": "Binding",
@@ -448,6 +541,47 @@ impl State {
             }
         });
     }
+}
+
+/// Writes `node` on the claims to `select` and waits, up to
+/// [`BIND_TIMEOUT`], until the binder has bound all of `waiting`.
+async fn bind_volumes(
+    client: &kube::Client,
+    claims: &Informer<PersistentVolumeClaim>,
+    node: &str,
+    select: &[(String, String)],
+    waiting: &[String],
+) -> Result<(), String> {
+    for (namespace, name) in select {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+        let patch = serde_json::json!({"metadata": {"annotations": {vb::SELECTED_NODE: node}}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| format!("binding volumes: {e}"))?;
+    }
+    let bound = |key: &String| {
+        claims.get(key).is_some_and(|c| {
+            let named = c
+                .spec
+                .as_ref()
+                .and_then(|s| s.volume_name.as_deref())
+                .is_some_and(|v| !v.is_empty());
+            let completed = c
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(vb::BIND_COMPLETED));
+            named && completed
+        })
+    };
+    let deadline = Instant::now() + BIND_TIMEOUT;
+    while !waiting.iter().all(bound) {
+        if Instant::now() >= deadline {
+            return Err("binding volumes: context deadline exceeded".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// xorshift64: tie-breaking needs no cryptographic randomness.

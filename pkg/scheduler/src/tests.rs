@@ -1,7 +1,7 @@
 //! Decision tests: filters, scores and messages on hand-made nodes and pods.
 
 use crate::filter::{self, PodFacts, Rejection};
-use crate::message::fit_error;
+use crate::message::{fit_error, pre_filter_error};
 use crate::node_info::{NodeInfo, PodUsage};
 use crate::score;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -276,4 +276,20 @@ proptest::proptest! {
         let fits = reasons(&pod(requesting(&format!("{want}m"))), &n).is_ok();
         proptest::prop_assert_eq!(fits, want <= alloc - used);
     }
+}
+
+#[test]
+fn a_pre_filter_rejection_stands_alone_in_the_message() {
+    assert_eq!(
+        pre_filter_error(1, "pod has unbound immediate PersistentVolumeClaims", false),
+        "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+    );
+    assert_eq!(
+        pre_filter_error(3, "persistentvolumeclaim \"x\" not found", true),
+        "0/3 nodes are available: persistentvolumeclaim \"x\" not found. preemption: not eligible due to preemptionPolicy=Never."
+    );
+    assert_eq!(
+        pre_filter_error(0, "anything", false),
+        "no nodes available to schedule pods"
+    );
 }

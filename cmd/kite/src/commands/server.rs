@@ -205,6 +205,8 @@ async fn serve(settings: Settings) -> Result<()> {
             cluster_cidr: args.cluster_cidr,
             service_lb: !args.disable.contains(&crate::cli::Component::Servicelb),
             node_monitor_grace_period: args.node_monitor_grace_period,
+            local_storage: (!args.disable.contains(&crate::cli::Component::LocalStorage))
+                .then(|| settings.data.storage()),
         },
     );
 

@@ -10,11 +10,17 @@
 //!   not-ready and unreachable NoExecute taints.
 //! - [`resource_quota`]: what objects charge against ResourceQuotas, and
 //!   the check that refuses what would go over them.
+//! - [`default_storage_class`]: the default StorageClass for new
+//!   PersistentVolumeClaims that name none;
+//! - [`storage_object_in_use_protection`]: the finalizers that keep claims
+//!   in use and bound volumes from going away.
 //!
 //! Kubernetes runs them in this order (LimitRanger, then ServiceAccount);
 //! ResourceQuota validates every kind's creates after both.
 
+pub mod default_storage_class;
 pub mod default_toleration_seconds;
 pub mod limit_range;
 pub mod resource_quota;
 pub mod service_account;
+pub mod storage_object_in_use_protection;

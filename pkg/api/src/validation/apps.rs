@@ -4,7 +4,7 @@ use super::FieldError;
 use super::meta::{selector_is_empty, selector_matches, validate_label_selector};
 use super::names::regex_error;
 use super::pod::validate_pod_template;
-use super::util::{child, get, has, immutable, int_of, non_negative, one_of, str_of};
+use super::util::{arr_of, child, get, has, immutable, int_of, non_negative, one_of, str_of};
 use serde_json::Value;
 
 /// Validates a new apps/v1 object's spec.
@@ -59,6 +59,39 @@ pub(crate) fn validate_update(kind: &str, new: &Value, old: &Value) -> Vec<Field
     errs
 }
 
+/// A StatefulSet's template with a claim volume for each volume claim
+/// template it does not already have a volume for.
+fn with_claim_volumes(spec: &Value, tmpl: &Value) -> Value {
+    let mut tmpl = tmpl.clone();
+    let names: Vec<String> = arr_of(spec, "volumeClaimTemplates")
+        .iter()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        return tmpl;
+    }
+    let Some(pod) = tmpl.get_mut("spec").and_then(Value::as_object_mut) else {
+        return tmpl;
+    };
+    let volumes = pod
+        .entry("volumes")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if volumes.is_null() {
+        *volumes = Value::Array(Vec::new());
+    }
+    if let Some(list) = volumes.as_array_mut() {
+        for name in names {
+            if !list.iter().any(|v| v["name"] == name.as_str()) {
+                list.push(
+                    serde_json::json!({"name": name, "persistentVolumeClaim": {"claimName": name}}),
+                );
+            }
+        }
+    }
+    tmpl
+}
+
 fn validate_selector_and_template(spec: &Value, what: &str, errs: &mut Vec<FieldError>) {
     let selector = spec.get("selector").filter(|s| !s.is_null());
     match selector {
@@ -89,7 +122,16 @@ fn validate_selector_and_template(spec: &Value, what: &str, errs: &mut Vec<Field
             "`selector` does not match template `labels`",
         ));
     }
-    errs.extend(validate_pod_template(tmpl, "spec.template"));
+    if what == "statefulset" {
+        // Mounts may name volume claim templates: the controller adds those
+        // volumes to each pod, so check the template as the pods will be.
+        errs.extend(validate_pod_template(
+            &with_claim_volumes(spec, tmpl),
+            "spec.template",
+        ));
+    } else {
+        errs.extend(validate_pod_template(tmpl, "spec.template"));
+    }
     let restart = str_of(get(tmpl, "spec"), "restartPolicy");
     if !restart.is_empty() && restart != "Always" {
         errs.push(FieldError::not_supported(
@@ -375,6 +417,26 @@ mod tests {
                 "spec.strategy.type: Unsupported value: \"Blue\": supported values: \"Recreate\", \"RollingUpdate\"",
             ],
         );
+    }
+
+    #[test]
+    fn statefulset_mounts_may_name_claim_templates() {
+        let mut t = tmpl(json!({"a": "b"}));
+        t["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": "/data"}]);
+        let mut spec =
+            json!({"serviceName": "db", "selector": {"matchLabels": {"a": "b"}}, "template": t});
+        let sts = |spec: &Value| {
+            let mut obj = json!({"metadata": {"name": "db"}, "spec": spec});
+            crate::defaults::apply("apps", "StatefulSet", &mut obj);
+            obj
+        };
+        assert_eq!(
+            validate("StatefulSet", &sts(&spec))[0].to_string(),
+            "spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"data\""
+        );
+        spec["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"}, "spec": {}}]);
+        assert!(validate("StatefulSet", &sts(&spec)).is_empty());
     }
 
     #[test]

@@ -293,6 +293,17 @@ fn pvc_update(new: &Value, old: &Value, errs: &mut Vec<FieldError>) {
         s
     };
     let (mut a, b) = (strip(ns), strip(os));
+    // A claim made before any default class existed may get one later
+    // (retroactive default StorageClass assignment).
+    if os.get("storageClassName").is_none_or(Value::is_null)
+        && let (Some(m), Some(class)) = (a.as_object_mut(), ns.get("storageClassName"))
+        && !class.is_null()
+    {
+        match b.get("storageClassName") {
+            Some(old) => m.insert("storageClassName".into(), old.clone()),
+            None => m.remove("storageClassName"),
+        };
+    }
     // The binder may set volumeName once.
     if str_of(os, "volumeName").is_empty() {
         if let (Some(m), Some(v)) = (a.as_object_mut(), b.get("volumeName")) {
@@ -483,6 +494,22 @@ mod tests {
             [
                 "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"
             ]
+        );
+        // A class may be set once, where there was none; never changed.
+        let mut classed = claim("1Gi");
+        classed["spec"]["storageClassName"] = json!("local-path");
+        assert!(validate_update("PersistentVolumeClaim", &classed, &claim("1Gi")).is_empty());
+        let mut other = classed.clone();
+        other["spec"]["storageClassName"] = json!("fast");
+        assert_eq!(
+            validate_update("PersistentVolumeClaim", &other, &classed).len(),
+            1
+        );
+        let mut empty = claim("1Gi");
+        empty["spec"]["storageClassName"] = json!("");
+        assert_eq!(
+            validate_update("PersistentVolumeClaim", &classed, &empty).len(),
+            1
         );
     }
 
