@@ -15,6 +15,8 @@ pub struct ControlPlane {
     pub node_name: String,
     /// The server CA, published as `kube-root-ca.crt` in every namespace.
     pub server_ca_pem: String,
+    /// The CAs that sign approved CertificateSigningRequests.
+    pub certificate_signer: Option<std::sync::Arc<kite_pki::Pki>>,
     /// `--cluster-cidr`, cut into the nodes' pod CIDRs.
     pub cluster_cidr: ipnet::IpNet,
     /// Run ServiceLB (`--disable servicelb` turns it off).
@@ -67,6 +69,7 @@ pub fn spawn(
             service_lb: plan.service_lb,
             node_monitor_grace_period: plan.node_monitor_grace_period,
             local_storage: plan.local_storage.clone(),
+            certificate_signer: plan.certificate_signer.clone(),
         };
         let elector = LeaderElector::new(
             client,

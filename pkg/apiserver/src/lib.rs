@@ -16,6 +16,7 @@ pub mod body;
 pub mod bootstrap;
 pub mod codec;
 pub mod crd;
+pub mod csr;
 pub mod discovery;
 pub mod errors;
 pub mod field_manager;

@@ -9,12 +9,14 @@
 //! Services select), node IPAM ([`nodeipam`]: each node's pod CIDR), node
 //! health and taint-based eviction ([`node_lifecycle`]), PodDisruptionBudget
 //! status ([`disruption`], what evictions spend), the autoscaler ([`hpa`]),
-//! persistent [`volume`]s (the PV binder and the local-path provisioner) and the
+//! persistent [`volume`]s (the PV binder and the local-path provisioner),
+//! [`certificates`] (approving and signing CSRs) and the
 //! garbage collector [`gc`]. Each controller keeps a work
 //! queue of object keys fed by informer handlers and a `reconcile` that reads
 //! the informers' caches and writes through the API, like kube-runtime
 //! controllers: reconciles are idempotent and may requeue themselves.
 
+pub mod certificates;
 pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
@@ -66,6 +68,9 @@ pub struct Config {
     pub cluster_cidr: Option<ipnet::IpNet>,
     /// Whether LoadBalancer Services get the node addresses ([`servicelb`]).
     pub service_lb: bool,
+    /// The CAs that sign approved CertificateSigningRequests (`None`: no
+    /// signer runs, approved requests wait).
+    pub certificate_signer: Option<std::sync::Arc<kite_pki::Pki>>,
     /// How long a kubelet may go without renewing its Lease before its node's
     /// conditions turn Unknown (`--node-monitor-grace-period`).
     pub node_monitor_grace_period: Duration,
@@ -140,6 +145,14 @@ pub async fn run(config: Config) {
         node_lifecycle::Controller::new(&config, nodes.clone(), pods.clone(), leases.clone());
     let quota = resourcequota::Controller::new(&config, pods.clone(), services.clone());
     let autoscaler = hpa::Controller::new(&config, pods.clone());
+    let requests = Informer::new(Api::<
+        k8s_openapi::api::certificates::v1::CertificateSigningRequest,
+    >::all(client.clone()));
+    let approver = certificates::approver::Controller::new(&config, requests.clone());
+    let signer = config
+        .certificate_signer
+        .clone()
+        .map(|pki| certificates::signer::Controller::new(&config, pki, requests.clone()));
     let disruption = disruption::Controller::new(
         &config,
         disruption::Sources {
@@ -201,6 +214,13 @@ pub async fn run(config: Config) {
         Box::pin(quota.run()),
         Box::pin(disruption.run()),
         Box::pin(autoscaler.run()),
+        Box::pin(requests.run()),
+        Box::pin(approver.run()),
+        Box::pin(async move {
+            if let Some(signer) = signer {
+                signer.run().await;
+            }
+        }),
         Box::pin(binder.run()),
         Box::pin(protection.run()),
         Box::pin(async move {

@@ -33,7 +33,7 @@ mod tests;
 
 pub use check::{CertInfo, CertStatus, check, render_table};
 pub use config::{PkiConfig, split_sans};
-pub use csr::{MAX_LIFETIME, Signer};
+pub use csr::{MAX_LIFETIME, RequestInfo, Signer, parse_request};
 pub use error::{Error, Result};
 pub use kubeconfig::{
     Cluster, Context, DEFAULT_NAME, Kubeconfig, NamedCluster, NamedContext, NamedUser, User,

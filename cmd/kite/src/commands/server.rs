@@ -113,7 +113,8 @@ async fn serve(settings: Settings) -> Result<()> {
         )
     })?;
 
-    let pki = kite_pki::Pki::ensure(&settings.pki_config()).context("certificates")?;
+    let pki =
+        std::sync::Arc::new(kite_pki::Pki::ensure(&settings.pki_config()).context("certificates")?);
     let token = kite_pki::ensure_token(
         &settings.data.server(),
         &pki.paths().server_ca_cert,
@@ -202,6 +203,7 @@ async fn serve(settings: Settings) -> Result<()> {
             controllers: !args.disable_controller_manager,
             node_name: settings.node_name.clone(),
             server_ca_pem: pki.server_ca_pem().to_string(),
+            certificate_signer: Some(pki.clone()),
             cluster_cidr: args.cluster_cidr,
             service_lb: !args.disable.contains(&crate::cli::Component::Servicelb),
             node_monitor_grace_period: args.node_monitor_grace_period,

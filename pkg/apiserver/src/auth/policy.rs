@@ -255,6 +255,22 @@ fn roles() -> Vec<Role> {
             )],
         ),
         plain(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            vec![rule(
+                "create",
+                "certificates.k8s.io",
+                "certificatesigningrequests/nodeclient",
+            )],
+        ),
+        plain(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            vec![rule(
+                "create",
+                "certificates.k8s.io",
+                "certificatesigningrequests/selfnodeclient",
+            )],
+        ),
+        plain(
             "system:node-proxier",
             vec![
                 rule("list watch", "core", "endpoints services"),
@@ -392,6 +408,20 @@ const BINDINGS: &[(&str, &[(&str, &str)])] = &[
         &[("Group", "system:serviceaccounts")],
     ),
     ("system:node", &[("Group", "system:nodes")]),
+    // Joining nodes may ask for a kubelet client certificate, which is then
+    // approved automatically; nodes may renew their own.
+    (
+        "system:node-bootstrapper",
+        &[("Group", "system:bootstrappers")],
+    ),
+    (
+        "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+        &[("Group", "system:bootstrappers")],
+    ),
+    (
+        "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+        &[("Group", "system:nodes")],
+    ),
     ("system:node-proxier", &[("User", "system:kube-proxy")]),
     (
         "system:kube-controller-manager",

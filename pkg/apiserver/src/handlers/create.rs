@@ -56,6 +56,11 @@ pub async fn create_object(
         }
     }
     strategy::prepare_for_create(&call.resource, &mut obj, namespace);
+    if call.resource.group == "certificates.k8s.io"
+        && call.resource.kind == "CertificateSigningRequest"
+    {
+        crate::csr::record_requester(&mut obj, call.user);
+    }
     if let Some(ownership) = ownership {
         ownership.record_update(None, &mut obj);
     }

@@ -36,6 +36,9 @@ pub async fn subresource(call: &Call<'_>, name: &str) -> ApiResult<Response<Body
         ("binding", Verb::Create) if call.resource.kind == "Pod" => binding::bind(call).await,
         ("eviction", Verb::Create) if call.resource.kind == "Pod" => eviction::evict(call).await,
         ("finalize", Verb::Update) => update::update(call, Some("finalize")).await,
+        ("approval", Verb::Get) => get::get(call).await,
+        ("approval", Verb::Update) => update::update(call, Some("approval")).await,
+        ("approval", Verb::Patch) => patch::patch(call, Some("approval")).await,
         ("log", Verb::Get) if call.resource.kind == "Pod" => crate::kubelet_proxy::log(call).await,
         ("proxy", _) if call.resource.kind == "Node" => {
             crate::kubelet_proxy::node_proxy(call).await
