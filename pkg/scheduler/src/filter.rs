@@ -23,7 +23,16 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn unresolvable(reason: impl Into<String>) -> Self {
+    /// A rejection that removing pods could lift.
+    pub(crate) fn resolvable(reason: impl Into<String>) -> Self {
+        Self {
+            reasons: vec![reason.into()],
+            resolvable: true,
+        }
+    }
+
+    /// A rejection that removing pods cannot lift.
+    pub(crate) fn unresolvable(reason: impl Into<String>) -> Self {
         Self {
             reasons: vec![reason.into()],
             resolvable: false,

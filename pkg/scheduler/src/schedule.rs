@@ -5,6 +5,7 @@
 //! calls (binding, events, status) run as separate tasks and report back.
 
 use crate::filter::{self, PodFacts, Rejection};
+use crate::inter_pod;
 use crate::message;
 use crate::node_info::{NodeInfo, PodUsage};
 use crate::queue::Queue;
@@ -118,6 +119,7 @@ impl Scheduler {
             rng: seed(),
             tx,
             last_message: HashMap::new(),
+            anti_affinity_pods: Default::default(),
         };
         tokio::select! {
             () = nodes.clone().run() => {}
@@ -199,6 +201,8 @@ struct State {
     tx: mpsc::UnboundedSender<Input>,
     /// The last FailedScheduling message per pod, to write the condition only on change.
     last_message: HashMap<String, String>,
+    /// Counted pods with required anti-affinity, which every later pod must respect.
+    anti_affinity_pods: std::collections::HashSet<String>,
 }
 
 impl State {
@@ -352,10 +356,18 @@ impl State {
             info.add_pod(key, usage);
         }
         self.placed.insert(key.to_string(), node.to_string());
+        if self
+            .pods
+            .get(key)
+            .is_some_and(|pod| inter_pod::has_required_anti_affinity(&pod))
+        {
+            self.anti_affinity_pods.insert(key.to_string());
+        }
     }
 
     /// Stops counting `key`; whether it was counted.
     fn unplace(&mut self, key: &str) -> bool {
+        self.anti_affinity_pods.remove(key);
         match self.placed.remove(key) {
             Some(node) => {
                 if let Some(info) = self.nodes.get_mut(&node) {
@@ -391,6 +403,25 @@ impl State {
             }
         };
         let wanted = feasible_nodes_to_find(total);
+        // Other pods matter only to pods with pod (anti-)affinity or spread
+        // constraints, and to every pod while some pod has anti-affinity.
+        let placed: Vec<inter_pod::Placed> =
+            if inter_pod::needed(&pod, !self.anti_affinity_pods.is_empty()) {
+                self.placed
+                    .iter()
+                    .filter(|(other, _)| other.as_str() != key)
+                    .filter_map(|(other, node)| {
+                        Some(inter_pod::Placed {
+                            node: node.clone(),
+                            pod: self.pods.get(other)?,
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        let snapshot = inter_pod::needed(&pod, !self.anti_affinity_pods.is_empty())
+            .then(|| inter_pod::Snapshot::new(&pod, &self.nodes, &placed));
         let mut feasible: Vec<&NodeInfo> = Vec::new();
         let mut rejections: Vec<Rejection> = Vec::new();
         let mut visited = 0;
@@ -400,13 +431,20 @@ impl State {
                 continue;
             };
             visited += 1;
-            let fits = filter::check(&facts, info).and_then(|()| {
-                if claims.is_empty() {
-                    Ok(())
-                } else {
-                    volumes::filter(&claims, &info.node, &self.storage)
-                }
-            });
+            let fits = filter::check(&facts, info)
+                .and_then(|()| {
+                    if claims.is_empty() {
+                        Ok(())
+                    } else {
+                        volumes::filter(&claims, &info.node, &self.storage)
+                    }
+                })
+                .and_then(|()| match &snapshot {
+                    Some(snapshot) => snapshot
+                        .filter_spread(&facts, info)
+                        .and_then(|()| snapshot.filter_affinity(&facts, info)),
+                    None => Ok(()),
+                });
             match fits {
                 Ok(()) => {
                     feasible.push(info);
@@ -425,7 +463,15 @@ impl State {
             self.unschedulable(&pod, key, message);
             return;
         }
-        let scores = score::score(&facts, &feasible);
+        let mut scores = score::score(&facts, &feasible);
+        if let Some(snapshot) = &snapshot {
+            let (affinity, spread) = snapshot.scores(&facts, &feasible);
+            let affinity = inter_pod::normalize(&affinity, false);
+            let spread = inter_pod::normalize(&spread, true);
+            for (i, total) in scores.iter_mut().enumerate() {
+                *total += 2 * affinity[i] + 2 * spread[i];
+            }
+        }
         let best = scores.iter().copied().max().unwrap_or(0);
         // Reservoir sampling among the best, so equal nodes share the load.
         let mut chosen = 0;

@@ -293,3 +293,176 @@ fn a_pre_filter_rejection_stands_alone_in_the_message() {
         "no nodes available to schedule pods"
     );
 }
+
+mod inter_pod_tests {
+    use super::*;
+    use crate::inter_pod::{self, Placed, Snapshot};
+    use std::collections::HashMap;
+
+    fn zoned(name: &str, zone: &str) -> NodeInfo {
+        node(
+            name,
+            "4",
+            json!({"metadata": {"labels": {"topology.kubernetes.io/zone": zone}}}),
+        )
+    }
+
+    fn labelled(name: &str, labels: Value, spec: Value) -> Arc<Pod> {
+        let mut p = pod(spec);
+        p.metadata.name = Some(name.into());
+        p.metadata.labels = serde_json::from_value(labels).expect("labels");
+        Arc::new(p)
+    }
+
+    fn cluster() -> HashMap<String, NodeInfo> {
+        [("a1", "a"), ("a2", "a"), ("b1", "b")]
+            .iter()
+            .map(|(n, z)| (n.to_string(), zoned(n, z)))
+            .collect()
+    }
+
+    fn verdicts(
+        pod: &Pod,
+        nodes: &HashMap<String, NodeInfo>,
+        placed: &[Placed],
+    ) -> Vec<(String, Result<(), Rejection>)> {
+        let snapshot = Snapshot::new(pod, nodes, placed);
+        let facts = PodFacts::new(pod);
+        let mut names: Vec<&String> = nodes.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|n| {
+                let info = &nodes[n];
+                let verdict = snapshot
+                    .filter_spread(&facts, info)
+                    .and_then(|()| snapshot.filter_affinity(&facts, info));
+                (n.clone(), verdict)
+            })
+            .collect()
+    }
+
+    fn fits(verdicts: &[(String, Result<(), Rejection>)]) -> Vec<&str> {
+        verdicts
+            .iter()
+            .filter(|(_, v)| v.is_ok())
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn anti_affinity_keeps_replicas_apart_per_host_and_zone() {
+        let nodes = cluster();
+        let web = json!({"app": "web"});
+        let anti = |key: &str| {
+            json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": key}]}}})
+        };
+        let placed = vec![Placed {
+            node: "a1".into(),
+            pod: labelled("web-1", web.clone(), anti("kubernetes.io/hostname")),
+        }];
+        let incoming = labelled("web-2", web.clone(), anti("kubernetes.io/hostname"));
+        let v = verdicts(&incoming, &nodes, &placed);
+        assert_eq!(fits(&v), ["a2", "b1"]);
+        // The incoming pod's own anti-affinity is checked before web-1's, as kube-scheduler does.
+        assert_eq!(
+            v[0].1.as_ref().unwrap_err().reasons,
+            [inter_pod::ANTI_AFFINITY]
+        );
+
+        let by_zone = labelled("web-2", web.clone(), anti("topology.kubernetes.io/zone"));
+        assert_eq!(fits(&verdicts(&by_zone, &nodes, &placed)), ["b1"]);
+
+        // An existing pod's anti-affinity repels a plain pod it matches.
+        let plain = labelled("web-3", web, json!({}));
+        let v = verdicts(&plain, &nodes, &placed);
+        assert_eq!(fits(&v), ["a2", "b1"]);
+        assert_eq!(
+            v[0].1.as_ref().unwrap_err().reasons,
+            [inter_pod::EXISTING_ANTI_AFFINITY]
+        );
+    }
+
+    #[test]
+    fn affinity_follows_matching_pods_and_lets_the_first_one_anywhere() {
+        let nodes = cluster();
+        let affinity = json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "topology.kubernetes.io/zone"}]}}});
+        let placed = vec![Placed {
+            node: "b1".into(),
+            pod: labelled("cache-1", json!({"app": "cache"}), json!({})),
+        }];
+        let web = labelled("web", json!({"app": "web"}), affinity.clone());
+        let v = verdicts(&web, &nodes, &placed);
+        assert_eq!(fits(&v), ["b1"]);
+        assert_eq!(
+            v[0].1.as_ref().unwrap_err(),
+            &Rejection {
+                reasons: vec![inter_pod::AFFINITY.into()],
+                resolvable: false
+            }
+        );
+        // Nothing matches yet, but the pod matches its own term: it may start the group.
+        let first = labelled("cache-0", json!({"app": "cache"}), affinity);
+        assert_eq!(fits(&verdicts(&first, &nodes, &[])), ["a1", "a2", "b1"]);
+        assert!(fits(&verdicts(&web, &nodes, &[])).is_empty());
+    }
+
+    #[test]
+    fn spread_constraints_bound_the_skew() {
+        let nodes = cluster();
+        let spread = json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}]});
+        let web = json!({"app": "web"});
+        let placed = vec![
+            Placed {
+                node: "a1".into(),
+                pod: labelled("web-1", web.clone(), json!({})),
+            },
+            Placed {
+                node: "a2".into(),
+                pod: labelled("web-2", web.clone(), json!({})),
+            },
+        ];
+        let incoming = labelled("web-3", web.clone(), spread.clone());
+        let v = verdicts(&incoming, &nodes, &placed);
+        // Zone a has 2, zone b 0: another in a would make the skew 3.
+        assert_eq!(fits(&v), ["b1"]);
+        assert_eq!(v[0].1.as_ref().unwrap_err().reasons, [inter_pod::SPREAD]);
+        let mut unlabelled = nodes.clone();
+        unlabelled.insert("bare".into(), node("bare", "4", json!({})));
+        let v = verdicts(&incoming, &unlabelled, &placed);
+        assert_eq!(
+            v.iter()
+                .find(|(n, _)| n == "bare")
+                .unwrap()
+                .1
+                .as_ref()
+                .unwrap_err()
+                .reasons,
+            [inter_pod::SPREAD_MISSING_LABEL]
+        );
+    }
+
+    #[test]
+    fn preferred_anti_affinity_scores_emptier_domains_higher() {
+        let nodes = cluster();
+        let placed = vec![Placed {
+            node: "a1".into(),
+            pod: labelled("web-1", json!({"app": "web"}), json!({})),
+        }];
+        let incoming = labelled(
+            "web-2",
+            json!({"app": "web"}),
+            json!({"affinity": {"podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+                "labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "topology.kubernetes.io/zone"}}]}}}),
+        );
+        let snapshot = Snapshot::new(&incoming, &nodes, &placed);
+        let facts = PodFacts::new(&incoming);
+        let order = [&nodes["a1"], &nodes["a2"], &nodes["b1"]];
+        let (affinity, _) = snapshot.scores(&facts, &order);
+        assert_eq!(inter_pod::normalize(&affinity, false), [0, 0, 100]);
+    }
+}
