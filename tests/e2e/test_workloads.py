@@ -392,6 +392,38 @@ def test_failed_pods_are_replaced_until_the_backoff_limit(cluster):
     assert len(job_pods(core, "flaky")) == 1  # no replacement
 
 
+def fail_pod_with(core, pod, exit_code, conditions=()):
+    core.patch_namespaced_pod_status(pod.metadata.name, "default", {"status": {
+        "phase": "Failed",
+        "conditions": [{"type": t, "status": "True"} for t in conditions],
+        "containerStatuses": [{"name": "c", "image": "busybox", "imageID": "", "ready": False,
+                               "restartCount": 0, "state": {"terminated": {"exitCode": exit_code}}}]}})
+
+
+def test_a_pod_failure_policy_ignores_disruptions_and_fails_on_a_fatal_exit_code(cluster):
+    server, api = cluster
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    policy = {"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "FailJob", "onExitCodes": {"containerName": "c", "operator": "In", "values": [42]}},
+    ]}
+    batch.create_namespaced_job("default", job_body("picky", backoffLimit=3, podFailurePolicy=policy))
+    first = wait_for(lambda: job_pods(core, "picky"), what="a pod")[0]
+    # A disrupted pod is replaced and not counted against the backoff limit.
+    fail_pod_with(core, first, 137, conditions=["DisruptionTarget"])
+    second = wait_for(lambda: [p for p in job_pods(core, "picky")
+                               if p.metadata.uid != first.metadata.uid], what="a replacement")[0]
+    job = batch.read_namespaced_job("picky", "default")
+    assert not job.status.failed, job.status
+    # Exit code 42 is fatal: the Job fails at once, whatever backoffLimit says.
+    fail_pod_with(core, second, 42)
+    job, failed = wait_for(lambda: job_condition(batch, "picky", "Failed"), what="Failed")
+    assert failed.reason == "PodFailurePolicy"
+    assert failed.message == ("Container c for pod default/" + second.metadata.name +
+                              " failed with exit code 42 matching FailJob rule at index 1")
+    assert job.status.failed == 1
+
+
 def test_a_finished_job_is_deleted_after_its_ttl(cluster):
     server, api = cluster
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)

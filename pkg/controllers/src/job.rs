@@ -15,6 +15,7 @@
 //! `batch.kubernetes.io/job-completion-index` annotation and label, the
 //! `JOB_COMPLETION_INDEX` variable and the hostname `<job>-<index>`.
 
+use crate::pod_failure_policy;
 use crate::util::{controlled_by, controller_of, is_ready, pod_from_template, selector_matches};
 use crate::{Config, Result, work};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
@@ -78,6 +79,10 @@ pub struct Tally {
     pub finished: Vec<(String, bool)>,
     /// Container restarts of active pods (what `OnFailure` Jobs count as failures).
     pub restarts: i32,
+    /// Failed pods the pod failure policy ignores: released, never counted.
+    pub ignored: Vec<String>,
+    /// The message of a `FailJob` rule a failed pod matched.
+    pub fail_job: Option<String>,
 }
 
 /// A pod's outcome as the Job controller sees it: `Some(true)` succeeded,
@@ -357,7 +362,19 @@ impl Controller {
             let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
             match outcome(pod) {
                 Some(ok) if has_finalizer(pod) && !self.released(&key, &pod_uid) => {
-                    tally.finished.push((pod_uid, ok));
+                    let action = if ok {
+                        pod_failure_policy::Action::Count
+                    } else {
+                        pod_failure_policy::evaluate(spec.pod_failure_policy.as_ref(), pod)
+                    };
+                    match action {
+                        pod_failure_policy::Action::Ignore => tally.ignored.push(pod_uid),
+                        pod_failure_policy::Action::FailJob(message) => {
+                            tally.fail_job.get_or_insert(message);
+                            tally.finished.push((pod_uid, ok));
+                        }
+                        pod_failure_policy::Action::Count => tally.finished.push((pod_uid, ok)),
+                    }
                 }
                 Some(_) => {}
                 None => {
@@ -399,7 +416,18 @@ impl Controller {
             job.status = Some(status.clone());
             job = self.write_status(&key, &jobs, &job).await?;
         }
-        // 2. Release them.
+        // 2. Release them (and the failures the policy ignores, which are never counted).
+        for pod_uid in &tally.ignored {
+            if let Some(pod) = pods
+                .iter()
+                .find(|p| p.metadata.uid.as_deref() == Some(pod_uid.as_str()))
+                && self.release(&api, pod).await?
+            {
+                self.expect(&key, |e| {
+                    e.released.insert(pod_uid.clone());
+                });
+            }
+        }
         let pending: HashSet<&String> = uncounted
             .succeeded
             .iter()
@@ -492,7 +520,11 @@ impl Controller {
                     .ok()?;
                 Some(end)
             });
-            if done {
+            if let Some(message) = &tally.fail_job {
+                let c = condition("FailureTarget", "PodFailurePolicy", message);
+                set_condition(&mut status, c.clone());
+                target_failed = Some(c);
+            } else if done {
                 let c = condition(
                     "SuccessCriteriaMet",
                     "CompletionsReached",

@@ -31,6 +31,7 @@ pub mod job;
 pub mod node_lifecycle;
 pub mod nodeipam;
 mod nodes;
+pub mod pod_failure_policy;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
