@@ -106,3 +106,57 @@ def test_topology_spread_balances_zones(cluster):
     zones = [n.split("-")[0] for n in spots.values()]
     assert sorted(zones) == ["z1", "z1", "z2", "z2"], spots
     cleanup(server, "spread")
+
+
+def test_a_higher_priority_pod_preempts_the_least_important_pods(cluster):
+    server, api = cluster
+    core, scheduling = client.CoreV1Api(api), client.SchedulingV1Api(api)
+    out = server.kubectl("get", "priorityclasses").stdout
+    assert "system-cluster-critical" in out and "2000000000" in out, out
+    for name, value in [("low", 100), ("high", 1000)]:
+        scheduling.create_priority_class({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                          "metadata": {"name": name}, "value": value})
+    # Priority admission: the class decides, a missing class is refused.
+    r = server.kubectl("run", "nobody", "--image=busybox", "--overrides",
+                       json.dumps({"spec": {"priorityClassName": "gold"}}), check=False)
+    assert r.returncode != 0 and 'pods "nobody" is forbidden: no PriorityClass with name gold was found' \
+        in r.stderr, r.stderr
+
+    filler = deployment("filler", 3, priorityClassName="low")
+    filler["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "3"}}
+    server.kubectl("apply", "-f", "-", input=json.dumps(filler))
+    wait_for(lambda: (p := placement(core, "filler")) and len(p) == 3 and all(p.values()) and p,
+             what="fillers bound")
+    fillers = {p.metadata.name: p for p in core.list_namespaced_pod("default", label_selector="app=filler").items}
+    assert {p.spec.priority for p in fillers.values()} == {100}
+
+    vip = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vip"},
+           "spec": {"priorityClassName": "high",
+                    "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "2"}}}]}}
+    core.create_namespaced_pod("default", vip)
+    node = wait_for(lambda: core.read_namespaced_pod("vip", "default").spec.node_name, timeout=30,
+                    what="vip bound after preemption")
+    pod = core.read_namespaced_pod("vip", "default")
+    assert pod.spec.priority == 1000 and pod.status.nominated_node_name == node
+    victims = [name for name, p in fillers.items() if p.spec.node_name == node]
+    assert len(victims) == 1
+    events = core.list_namespaced_event("default", field_selector=f"involvedObject.name={victims[0]}").items
+    preempted = [e for e in events if e.reason == "Preempted"]
+    assert preempted and preempted[0].message == f"Preempted by pod {pod.metadata.uid} on node {node}", \
+        [(e.reason, e.message) for e in events]
+
+    # The victim's replacement has nowhere to go and nobody less important to evict.
+    def replacement_pending():
+        for p in core.list_namespaced_pod("default", label_selector="app=filler").items:
+            conditions = [c for c in (p.status.conditions or []) if c.type == "PodScheduled"]
+            if not p.spec.node_name and conditions and conditions[0].status == "False":
+                return conditions[0].message
+        return None
+
+    message = wait_for(replacement_pending, timeout=30, what="replacement pending")
+    assert message == ("0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: "
+                       "3 No preemption victims found for incoming pod."), message
+    core.delete_namespaced_pod("vip", "default")
+    cleanup(server, "filler")
+    for name in ["low", "high"]:
+        scheduling.delete_priority_class(name)

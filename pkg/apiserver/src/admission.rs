@@ -35,6 +35,9 @@ pub async fn admit_create(call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
     };
     let name = objects::name(obj).to_string();
 
+    kite_api::admission::priority::admit(obj, &priority_classes(call))
+        .map_err(|why| forbidden(call, &name, &why))?;
+
     let ranges = list(call, "limitranges", namespace).await?;
     if !ranges.is_empty() {
         limit_range::apply_defaults(obj, &ranges);
@@ -67,11 +70,17 @@ pub async fn admit_create(call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
 /// The cluster's StorageClasses, from the watch cache (as upstream's plugin
 /// reads its informer).
 fn storage_classes(call: &Call<'_>) -> Vec<Value> {
-    let Some(resource) = call
-        .api
-        .registry
-        .get("storage.k8s.io", "v1", "storageclasses")
-    else {
+    cached(call, "storage.k8s.io", "storageclasses")
+}
+
+/// The cluster's PriorityClasses, from the watch cache.
+fn priority_classes(call: &Call<'_>) -> Vec<Value> {
+    cached(call, "scheduling.k8s.io", "priorityclasses")
+}
+
+/// Every cluster-scoped `group/plural` object the watch cache holds.
+fn cached(call: &Call<'_>, group: &str, plural: &str) -> Vec<Value> {
+    let Some(resource) = call.api.registry.get(group, "v1", plural) else {
         return Vec::new();
     };
     let prefix = objects::prefix(&resource, None);

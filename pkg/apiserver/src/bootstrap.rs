@@ -37,6 +37,18 @@ pub async fn ensure(
         )
         .await?;
     }
+    for (name, value, description) in kite_api::admission::priority::SYSTEM_CLASSES {
+        create_if_absent(
+            store,
+            registry,
+            "scheduling.k8s.io",
+            "priorityclasses",
+            None,
+            json!({"metadata": {"name": name}, "value": value, "description": description,
+                   "preemptionPolicy": "PreemptLowerPriority", "globalDefault": false}),
+        )
+        .await?;
+    }
     let family = if endpoint.service_ip.is_ipv4() {
         "IPv4"
     } else {

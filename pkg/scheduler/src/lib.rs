@@ -18,6 +18,7 @@ pub mod filter;
 pub mod inter_pod;
 pub mod message;
 pub mod node_info;
+pub mod preemption;
 pub mod queue;
 pub mod resources;
 mod schedule;

@@ -39,6 +39,28 @@ pub fn fit_error(num_nodes: usize, rejections: &[Rejection], preemption_never: b
     message
 }
 
+/// Why no node fits a pod that preemption has just made room for (the
+/// preemption part is empty when it succeeds, so kube-scheduler leaves it out).
+pub fn fit_error_preempting(num_nodes: usize, rejections: &[Rejection]) -> String {
+    format!(
+        "0/{num_nodes} nodes are available: {}.",
+        histogram(
+            rejections
+                .iter()
+                .flat_map(|r| r.reasons.iter().map(String::as_str))
+        )
+    )
+}
+
+/// Why no node fits a pod nominated to a node where a lower-priority pod is
+/// still terminating: it waits for that pod rather than preempting again.
+pub fn fit_error_waiting(num_nodes: usize, rejections: &[Rejection]) -> String {
+    format!(
+        "{} preemption: not eligible due to a terminating pod on the nominated node.",
+        fit_error_preempting(num_nodes, rejections)
+    )
+}
+
 /// Why no node fits a pod a PreFilter plugin rejected outright: its reason
 /// stands alone, and preemption cannot help on any node.
 pub fn pre_filter_error(num_nodes: usize, reason: &str, preemption_never: bool) -> String {

@@ -8,6 +8,7 @@ use crate::filter::{self, PodFacts, Rejection};
 use crate::inter_pod;
 use crate::message;
 use crate::node_info::{NodeInfo, PodUsage};
+use crate::preemption;
 use crate::queue::Queue;
 use crate::score;
 use crate::volumes::{self, Lookup};
@@ -424,6 +425,8 @@ impl State {
             .then(|| inter_pod::Snapshot::new(&pod, &self.nodes, &placed));
         let mut feasible: Vec<&NodeInfo> = Vec::new();
         let mut rejections: Vec<Rejection> = Vec::new();
+        // Nodes where removing pods could help: where preemption looks.
+        let mut preemptible: Vec<&NodeInfo> = Vec::new();
         let mut visited = 0;
         for i in 0..total {
             let name = &self.order[(self.next_start + i) % total];
@@ -452,13 +455,42 @@ impl State {
                         break;
                     }
                 }
-                Err(rejection) => rejections.push(rejection),
+                Err(rejection) => {
+                    if rejection.resolvable {
+                        preemptible.push(info);
+                    }
+                    rejections.push(rejection)
+                }
             }
         }
         if total > 0 {
             self.next_start = (self.next_start + visited) % total;
         }
         if feasible.is_empty() {
+            if !never {
+                if self.waits_for_victims(&pod) {
+                    let message = message::fit_error_waiting(total, &rejections);
+                    self.unschedulable(&pod, key, message);
+                    return;
+                }
+                let candidates: Vec<preemption::NodePods<'_>> = preemptible
+                    .iter()
+                    .map(|info| {
+                        let pods = info
+                            .pods
+                            .keys()
+                            .filter_map(|k| Some((k.clone(), self.pods.get(k)?)))
+                            .collect();
+                        (*info, pods)
+                    })
+                    .collect();
+                if let Some(candidate) = preemption::select(&facts, &candidates) {
+                    let message = message::fit_error_preempting(total, &rejections);
+                    self.preempt(&pod, candidate);
+                    self.unschedulable(&pod, key, message);
+                    return;
+                }
+            }
             let message = message::fit_error(total, &rejections, never);
             self.unschedulable(&pod, key, message);
             return;
@@ -552,6 +584,83 @@ impl State {
                 Err(error) => BindResult::Failed(error.to_string()),
             };
             let _ = tx.send(Input::Bound { key, node, result });
+        });
+    }
+
+    /// Whether the pod was nominated to a node where a pod of lower priority
+    /// is still terminating (kube-scheduler then waits instead of preempting more).
+    fn waits_for_victims(&self, pod: &Pod) -> bool {
+        let Some(nominated) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .filter(|n| !n.is_empty())
+        else {
+            return false;
+        };
+        let Some(info) = self.nodes.get(nominated) else {
+            return false;
+        };
+        let incoming = preemption::priority(pod);
+        info.pods
+            .keys()
+            .filter_map(|k| self.pods.get(k))
+            .any(|other| {
+                other.metadata.deletion_timestamp.is_some()
+                    && preemption::priority(&other) < incoming
+            })
+    }
+
+    /// Nominates the candidate's node for `pod` and evicts the victims, in the
+    /// background, as kube-scheduler's preemption does.
+    fn preempt(&self, pod: &Arc<Pod>, candidate: preemption::Candidate) {
+        let client = self.pods_api.clone().into_client();
+        let recorder = self.recorder.clone();
+        let victims: Vec<Arc<Pod>> = candidate
+            .victims
+            .iter()
+            .filter_map(|k| self.pods.get(k))
+            .collect();
+        let preemptor = pod.clone();
+        let node = candidate.node;
+        let scheduler = self.config.scheduler_name.clone();
+        tokio::spawn(async move {
+            let uid = preemptor.metadata.uid.clone().unwrap_or_default();
+            for victim in victims {
+                let namespace = victim.metadata.namespace.clone().unwrap_or_default();
+                let name = victim.metadata.name.clone().unwrap_or_default();
+                let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+                let condition = serde_json::json!({"status": {"conditions": [{
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "PreemptionByScheduler",
+                    "message": format!("{scheduler}: preempting to accommodate a higher priority pod"),
+                    "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+                }]}});
+                let _ = api
+                    .patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Strategic(&condition),
+                    )
+                    .await;
+                match api.delete(&name, &Default::default()).await {
+                    Ok(_) => recorder.publish(
+                        victim.object_ref(&()),
+                        NORMAL,
+                        "Preempted",
+                        &format!("Preempted by pod {uid} on node {node}"),
+                    ),
+                    Err(error) => tracing::warn!(pod = %name, %error, "cannot preempt"),
+                }
+            }
+            let namespace = preemptor.metadata.namespace.clone().unwrap_or_default();
+            let name = preemptor.metadata.name.clone().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(client, &namespace);
+            let nominated = serde_json::json!({"status": {"nominatedNodeName": node}});
+            let _ = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&nominated))
+                .await;
         });
     }
 

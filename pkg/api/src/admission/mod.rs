@@ -21,6 +21,7 @@
 pub mod default_storage_class;
 pub mod default_toleration_seconds;
 pub mod limit_range;
+pub mod priority;
 pub mod resource_quota;
 pub mod service_account;
 pub mod storage_object_in_use_protection;

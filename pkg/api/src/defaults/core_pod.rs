@@ -16,9 +16,8 @@ pub(crate) fn pod(obj: &mut Value) {
     };
     pod_spec(spec);
     set_default(spec, "enableServiceLinks", json!(true));
-    // The Priority admission plugin resolves these; with no PriorityClass they are 0 and PreemptLowerPriority.
-    set_default(spec, "priority", json!(0));
-    set_default_str(spec, "preemptionPolicy", "PreemptLowerPriority");
+    // `priority` and `preemptionPolicy` are the Priority admission plugin's
+    // (crate::admission::priority), which must tell them from a client's.
     for list in ["initContainers", "containers"] {
         each(spec, list, requests_from_limits);
     }
@@ -300,8 +299,8 @@ mod tests {
                        "containers": [{"name": "nginx", "image": "nginx", "imagePullPolicy": "Always",
                                        "resources": {}, "terminationMessagePath": "/dev/termination-log",
                                        "terminationMessagePolicy": "File"}],
-                       "dnsPolicy": "ClusterFirst", "enableServiceLinks": true, "preemptionPolicy": "PreemptLowerPriority",
-                       "priority": 0, "restartPolicy": "Always", "schedulerName": "default-scheduler",
+                       "dnsPolicy": "ClusterFirst", "enableServiceLinks": true,
+                       "restartPolicy": "Always", "schedulerName": "default-scheduler",
                        "securityContext": {}, "terminationGracePeriodSeconds": 30}}),
         );
     }
