@@ -76,6 +76,11 @@ def test_the_node_publishes_the_kubelet_port(node):
     server, core = node
     n = wait_for(lambda: core.list_node().items, what="node")[0]
     assert n.status.daemon_endpoints.kubelet_endpoint.port == KUBELET_PORT
+    # The images it holds, by tag and digest, for the scheduler's image locality.
+    names = [name for image in n.status.images or [] for name in image.names]
+    assert "docker.io/library/busybox:latest" in names, names
+    assert any(name.startswith("docker.io/library/busybox@sha256:") for name in names), names
+    assert all(image.size_bytes > 0 for image in n.status.images)
 
 
 def test_the_kubelet_wants_a_client_certificate(node):

@@ -136,6 +136,7 @@ pub fn status(config: &Config, cap: &Capacity, ready: bool) -> Value {
             {"type": "Hostname", "address": config.node_name},
         ],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": config.port}},
+        "images": images(config),
         "nodeInfo": {
             "machineID": machine_id,
             "systemUUID": machine_id,
@@ -149,6 +150,32 @@ pub fn status(config: &Config, cap: &Capacity, ready: bool) -> Value {
             "architecture": arch(),
         },
     })
+}
+
+/// The most images `status.images` lists (the kubelet's `--node-status-max-images`).
+const MAX_IMAGES: usize = 50;
+
+/// The images in the store, largest first, named by tag and by digest as
+/// the kubelet reports them (the scheduler's image locality reads them).
+fn images(config: &Config) -> Value {
+    let mut images = config.runtime.store().list().unwrap_or_default();
+    images.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
+    images.truncate(MAX_IMAGES);
+    Value::Array(
+        images
+            .iter()
+            .map(|image| {
+                let repository = match image.name.rsplit_once(':') {
+                    Some((repo, tag)) if !tag.contains('/') => repo,
+                    _ => image.name.as_str(),
+                };
+                json!({
+                    "names": [format!("{repository}@{}", image.digest), image.name],
+                    "sizeBytes": image.size,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The architecture as Go (and so Kubernetes) names it.

@@ -15,6 +15,7 @@
 //! [`node_info`]) is pure and unit-tested; [`Scheduler`] only moves data.
 
 pub mod filter;
+pub mod image_locality;
 pub mod inter_pod;
 pub mod message;
 pub mod node_info;

@@ -5,6 +5,7 @@
 //! calls (binding, events, status) run as separate tasks and report back.
 
 use crate::filter::{self, PodFacts, Rejection};
+use crate::image_locality;
 use crate::inter_pod;
 use crate::message;
 use crate::node_info::{NodeInfo, PodUsage};
@@ -496,6 +497,13 @@ impl State {
             return;
         }
         let mut scores = score::score(&facts, &feasible);
+        for (total, s) in
+            scores
+                .iter_mut()
+                .zip(image_locality::scores(&pod, &feasible, &self.nodes))
+        {
+            *total += s;
+        }
         if let Some(snapshot) = &snapshot {
             let (affinity, spread) = snapshot.scores(&facts, &feasible);
             let affinity = inter_pod::normalize(&affinity, false);
