@@ -71,20 +71,29 @@ impl Registry {
         &self.metrics
     }
 
-    /// The entry of the pod `namespace/name`.
+    /// The entry of the pod `namespace/name`. Right after a pod is recreated
+    /// under the same name both may be here: the one not being deleted, and
+    /// then the newest, is the one the name means now.
     pub fn find(&self, namespace: &str, name: &str) -> Option<PodEntry> {
         let pods = self.pods.lock().unwrap_or_else(PoisonError::into_inner);
-        pods.values().find_map(|entry| {
-            let entry = entry.lock().unwrap_or_else(PoisonError::into_inner);
-            // Before its first container starts, only the pod object names it.
-            let named = |pod: &Pod| {
-                pod.metadata.namespace.as_deref() == Some(namespace)
-                    && pod.metadata.name.as_deref() == Some(name)
-            };
-            let matches = (entry.state.namespace == namespace && entry.state.name == name)
-                || entry.pod.as_deref().is_some_and(named);
-            matches.then(|| entry.clone())
-        })
+        pods.values()
+            .filter_map(|entry| {
+                let entry = entry.lock().unwrap_or_else(PoisonError::into_inner);
+                // Before its first container starts, only the pod object names it.
+                let named = |pod: &Pod| {
+                    pod.metadata.namespace.as_deref() == Some(namespace)
+                        && pod.metadata.name.as_deref() == Some(name)
+                };
+                let matches = (entry.state.namespace == namespace && entry.state.name == name)
+                    || entry.pod.as_deref().is_some_and(named);
+                matches.then(|| entry.clone())
+            })
+            .max_by_key(|entry| {
+                let pod = entry.pod.as_deref();
+                let live = pod.is_some_and(|p| p.metadata.deletion_timestamp.is_none());
+                let created = pod.and_then(|p| p.metadata.creation_timestamp.clone());
+                (live, created.map(|t| t.0))
+            })
     }
 
     /// Every pod's entry.
