@@ -235,12 +235,31 @@ async fn a_watcher_that_stops_reading_is_cancelled_without_blocking_writers() {
         let mut slow = store.watch("/", 0).await.unwrap();
         let mut fast = store.watch("/", 0).await.unwrap();
         let total = 200;
-        let reader = tokio::spawn(async move { events_until(&mut fast, total).await.len() });
+        // The reading watcher reports how far it got, so the writer can keep
+        // it from falling behind on a loaded machine (with a 4-batch buffer,
+        // any scheduling hiccup would otherwise cancel it too).
+        let (progress, mut seen) = tokio::sync::watch::channel(0i64);
+        let reader = tokio::spawn(async move {
+            let mut received = 0;
+            while *progress.borrow() < total {
+                let batch = fast
+                    .recv()
+                    .await
+                    .expect("stream ended")
+                    .expect("watch failed");
+                received += batch.len();
+                if let Some(last) = batch.last() {
+                    progress.send_replace(last.revision());
+                }
+            }
+            received
+        });
         for i in 0..total {
             store
                 .create(&format!("/k{i}"), bytes("v"), 0)
                 .await
                 .unwrap();
+            seen.wait_for(|r| *r > i).await.expect("reader gone");
         }
         assert_eq!(
             reader.await.unwrap(),
