@@ -218,6 +218,32 @@ class FakeKubelets:
         self.thread.join(5)
 
 
+@contextlib.contextmanager
+def fake_cluster(tmp_path_factory, name, port, nodes):
+    """A kite server (no node agent) with fake Ready Nodes `nodes` (name →
+    labels) whose kubelets FakeKubelets stands in for; yields (server, ApiClient)
+    once the default ServiceAccount exists."""
+    from kubernetes import client, config
+    from test_workloads import make_node, wait_for
+
+    server = KiteServer(str(tmp_path_factory.mktemp(name)), port=port)
+    server.start()
+    kubelets = None
+    try:
+        api = config.new_client_from_config(config_file=server.kubeconfig)
+        core = client.CoreV1Api(api)
+        for node, labels in nodes.items():
+            make_node(core, node, labels=labels)
+        kubelets = FakeKubelets(api, list(nodes))
+        wait_for(lambda: core.list_namespaced_service_account(
+            "default", field_selector="metadata.name=default").items, what="default SA")
+        yield server, api
+    finally:
+        if kubelets:
+            kubelets.stop()
+        server.stop()
+
+
 BUILD_IMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../airgap/build-busybox-image.sh")
 
 

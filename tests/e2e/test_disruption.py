@@ -8,37 +8,22 @@ kubelet would); the drain test uses the real node agent."""
 import json
 import os
 import subprocess
-import time
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from test_workloads import make_node, set_pod_status, wait_for
+from test_workloads import set_pod_status, wait_for
 
 VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from conftest import FakeKubelets, KiteServer
+    from conftest import fake_cluster
 
-    server = KiteServer(str(tmp_path_factory.mktemp("disruption")), port=6447)
-    server.start()
-    kubelets = None
-    try:
-        api = config.new_client_from_config(config_file=server.kubeconfig)
-        core = client.CoreV1Api(api)
-        for name in ["node-a", "node-b"]:
-            make_node(core, name)
-        kubelets = FakeKubelets(api, ["node-a", "node-b"])
-        wait_for(lambda: core.list_namespaced_service_account(
-            "default", field_selector="metadata.name=default").items, what="default SA")
-        yield server, api
-    finally:
-        if kubelets:
-            kubelets.stop()
-        server.stop()
+    with fake_cluster(tmp_path_factory, "disruption", 6447, {"node-a": {}, "node-b": {}}) as value:
+        yield value
 
 
 def ready_pod(core, name, labels, node="node-a", owner=None):

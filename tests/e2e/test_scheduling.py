@@ -6,33 +6,19 @@ zone, and topology spread constraints bound the skew between zones."""
 import json
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from test_workloads import make_node, wait_for
+from test_workloads import wait_for
 
 ZONE = "topology.kubernetes.io/zone"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from conftest import FakeKubelets, KiteServer
+    from conftest import fake_cluster
 
-    server = KiteServer(str(tmp_path_factory.mktemp("scheduling")), port=6451)
-    server.start()
-    kubelets = None
-    try:
-        api = config.new_client_from_config(config_file=server.kubeconfig)
-        core = client.CoreV1Api(api)
-        for name, zone in [("z1-a", "z1"), ("z1-b", "z1"), ("z2-a", "z2")]:
-            make_node(core, name, labels={ZONE: zone})
-        kubelets = FakeKubelets(api, ["z1-a", "z1-b", "z2-a"])
-        wait_for(lambda: core.list_namespaced_service_account(
-            "default", field_selector="metadata.name=default").items, what="default SA")
-        yield server, api
-    finally:
-        if kubelets:
-            kubelets.stop()
-        server.stop()
+    with fake_cluster(tmp_path_factory, "scheduling", 6451, {"z1-a": {ZONE: "z1"}, "z1-b": {ZONE: "z1"}, "z2-a": {ZONE: "z2"}}) as value:
+        yield value
 
 
 def deployment(name, replicas, **spec):
@@ -54,7 +40,7 @@ def cleanup(server, *names):
 
 def test_required_anti_affinity_puts_one_replica_per_node(cluster):
     server, api = cluster
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    core = client.CoreV1Api(api)
     anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}
     server.kubectl("apply", "-f", "-", input=json.dumps(deployment("web", 3, affinity=anti)))

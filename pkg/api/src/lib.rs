@@ -8,6 +8,7 @@ pub mod admission;
 pub mod conversion;
 pub mod defaults;
 pub mod managed;
+pub mod matching;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -12,11 +12,8 @@
 //! the unclaimed candidates the smallest wins.
 
 use crate::validation::quantity::{Quantity, QuantityFormat};
-use k8s_openapi::api::core::v1::{
-    Node, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolume, PersistentVolumeClaim,
-};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::BTreeMap;
 
 /// On a claim: the binder finished binding it (`"yes"`).
@@ -161,62 +158,7 @@ pub fn node_affinity_admits(volume: &PersistentVolume, node: &Node) -> bool {
     required
         .node_selector_terms
         .iter()
-        .any(|term| term_matches(term, labels, name))
-}
-
-fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
-    let expressions = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if expressions.is_empty() && fields.is_empty() {
-        return false;
-    }
-    expressions
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields
-            .iter()
-            .all(|r| requirement_matches(r, (r.key == "metadata.name").then_some(name)))
-}
-
-fn requirement_matches(requirement: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = requirement.values.as_deref().unwrap_or_default();
-    let number = |text: &str| text.parse::<i64>().ok();
-    match requirement.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|w| w == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|w| w == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => match (
-            value.and_then(number),
-            values.first().and_then(|w| number(w)),
-        ) {
-            (Some(have), Some(want)) if requirement.operator == "Gt" => have > want,
-            (Some(have), Some(want)) => have < want,
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// Whether `labels` satisfy a claim's volume selector.
-fn selector_accepts(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let plain = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    plain
-        && selector.match_expressions.iter().flatten().all(|e| {
-            let values = e.values.as_deref().unwrap_or_default();
-            let value = labels.get(&e.key);
-            match e.operator.as_str() {
-                "In" => value.is_some_and(|v| values.contains(v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                _ => false,
-            }
-        })
+        .any(|term| crate::matching::term_matches(term, labels, name))
 }
 
 fn volume_mode_of(mode: Option<&str>) -> &str {
@@ -304,7 +246,7 @@ pub fn find_match<'a>(
         if phase(volume) != "Available"
             || vspec.claim_ref.is_some()
             || spec.selector.as_ref().is_some_and(|s| {
-                !selector_accepts(
+                !crate::matching::selector_matches(
                     s,
                     volume.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
                 )

@@ -18,6 +18,11 @@ use serde_json::Value;
 /// Runs the admission steps for creating `obj` (already defaulted).
 pub async fn admit_create(call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
     let resource = &call.resource;
+    if resource.group == "certificates.k8s.io" && resource.kind == "CertificateSigningRequest" {
+        // kube-apiserver's CSR strategy records who asked; the user is known here.
+        crate::csr::record_requester(obj, call.user);
+        return Ok(());
+    }
     if resource.group.is_empty() && resource.kind == "PersistentVolumeClaim" {
         default_storage_class::admit(obj, &storage_classes(call));
         storage_object_in_use_protection::admit(&resource.kind, obj);

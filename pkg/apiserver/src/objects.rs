@@ -219,6 +219,22 @@ pub fn name_suffix() -> String {
         .collect()
 }
 
+/// Puts `condition` into `obj.status.conditions` in place of any of its type.
+pub fn replace_condition(obj: &mut Value, condition: Value) {
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = Value::Object(Map::new());
+    }
+    let conditions = &mut obj["status"]["conditions"];
+    if !conditions.is_array() {
+        *conditions = Value::Array(Vec::new());
+    }
+    let kind = condition.get("type").cloned();
+    if let Some(list) = conditions.as_array_mut() {
+        list.retain(|c| c.get("type") != kind.as_ref());
+        list.push(condition);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

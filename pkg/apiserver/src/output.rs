@@ -68,3 +68,20 @@ pub fn table_of(
     table["metadata"] = json!({"resourceVersion": resource_version});
     table
 }
+
+/// The `Success` Status with code 201 that kube-apiserver answers a create of
+/// an action subresource with (`pods/binding`, `pods/eviction`).
+pub fn created_success(call: &Call<'_>) -> ApiResult<Response<Body>> {
+    let status = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "code": 201,
+    });
+    Ok(codec::respond(
+        StatusCode::CREATED,
+        codec::negotiate(call.headers)?,
+        &status,
+    ))
+}

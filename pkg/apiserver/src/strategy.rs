@@ -283,8 +283,24 @@ pub fn prepare_for_status_update(resource: &ResourceInfo, new: &Value, old: &Val
         }
     }
     prune_and_default(resource, &mut out);
+    if is_csr(resource) {
+        crate::csr::keep_decisions(&mut out, old);
+    }
     // Status writers may still move labels and annotations (kubelets and controllers do).
     out
+}
+
+/// `certificatesigningrequests/<name>/approval`: only the Approved and Denied
+/// conditions change.
+pub fn prepare_for_approval(resource: &ResourceInfo, new: &Value, old: &Value) -> Value {
+    let mut out = crate::csr::prepare_for_approval(new, old);
+    out["apiVersion"] = json!(resource.api_version());
+    out["kind"] = json!(resource.kind);
+    out
+}
+
+fn is_csr(resource: &ResourceInfo) -> bool {
+    resource.group == "certificates.k8s.io" && resource.kind == "CertificateSigningRequest"
 }
 
 /// `namespaces/<name>/finalize`: only `spec.finalizers` changes.

@@ -22,7 +22,7 @@ use k8s_openapi::jiff::Timestamp;
 use kite_client::events::{NORMAL, WARNING};
 use kite_client::{Change, Informer, Recorder, WorkQueue, key_of};
 use kube::Resource;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::core::{DynamicObject, GroupVersionKind};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -79,39 +79,14 @@ impl Controller {
             }
         });
         // A controller's scale feeds `expectedPods`: a change requeues its namespace's budgets.
-        let requeue_namespace = |queue: WorkQueue, budgets: Informer<PodDisruptionBudget>| {
-            move |namespace: Option<&str>| {
-                for budget in budgets.filter(|b| b.metadata.namespace.as_deref() == namespace) {
-                    queue.add(&key_of(&budget.metadata));
-                }
-            }
-        };
-        let requeue = requeue_namespace(queue.clone(), budgets.clone());
-        sources.replicasets.on_change(move |change| {
-            if let Change::Updated { old, new } = change
-                && old.spec.as_ref().and_then(|s| s.replicas)
-                    != new.spec.as_ref().and_then(|s| s.replicas)
-            {
-                requeue(new.metadata.namespace.as_deref());
-            }
+        requeue_on_scale(&sources.replicasets, &queue, &budgets, |rs| {
+            rs.spec.as_ref().and_then(|s| s.replicas)
         });
-        let requeue = requeue_namespace(queue.clone(), budgets.clone());
-        sources.deployments.on_change(move |change| {
-            if let Change::Updated { old, new } = change
-                && old.spec.as_ref().and_then(|s| s.replicas)
-                    != new.spec.as_ref().and_then(|s| s.replicas)
-            {
-                requeue(new.metadata.namespace.as_deref());
-            }
+        requeue_on_scale(&sources.deployments, &queue, &budgets, |d| {
+            d.spec.as_ref().and_then(|s| s.replicas)
         });
-        let requeue = requeue_namespace(queue.clone(), budgets.clone());
-        sources.statefulsets.on_change(move |change| {
-            if let Change::Updated { old, new } = change
-                && old.spec.as_ref().and_then(|s| s.replicas)
-                    != new.spec.as_ref().and_then(|s| s.replicas)
-            {
-                requeue(new.metadata.namespace.as_deref());
-            }
+        requeue_on_scale(&sources.statefulsets, &queue, &budgets, |sts| {
+            sts.spec.as_ref().and_then(|s| s.replicas)
         });
         Self {
             client: client.clone(),
@@ -156,7 +131,7 @@ impl Controller {
         let (disrupted, recheck) = still_disrupted(&budget, &pods, now);
         let status = match self.expected_and_desired(&budget, &pods).await {
             Ok((expected, desired)) => {
-                let healthy = count_healthy(&pods, &disrupted, now);
+                let healthy = count_healthy(&pods, &disrupted);
                 healthy_status(&budget, expected, desired, healthy, disrupted)
             }
             Err(why) => {
@@ -246,7 +221,12 @@ impl Controller {
                 "UnmanagedPods",
                 &format!(
                     "Pods selected by this PodDisruptionBudget (selector: {}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set \".spec.minAvailable\" field of the PDB to an integer value.",
-                    selector_text(budget)
+                    budget
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.as_ref())
+                        .map(kite_api::matching::selector_string)
+                        .unwrap_or_default()
                 ),
             );
         }
@@ -335,18 +315,37 @@ impl Controller {
         let mut updated = budget.clone();
         updated.status = Some(status);
         let namespace = budget.metadata.namespace.as_deref().unwrap_or_default();
-        let name = budget.metadata.name.as_deref().unwrap_or_default();
         let api = Api::<PodDisruptionBudget>::namespaced(self.client.clone(), namespace);
-        match api
-            .replace_status(name, &PostParams::default(), &updated)
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Gone, or changed since read: the informer brings the next version.
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        crate::util::replace_status(&api, &updated).await
     }
+}
+
+/// Requeues the budgets of a workload's namespace when its `replicas` changes.
+fn requeue_on_scale<K>(
+    workloads: &Informer<K>,
+    queue: &WorkQueue,
+    budgets: &Informer<PodDisruptionBudget>,
+    replicas: fn(&K) -> Option<i32>,
+) where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (queue, budgets) = (queue.clone(), budgets.clone());
+    workloads.on_change(move |change| {
+        if let Change::Updated { old, new } = change
+            && replicas(old) != replicas(new)
+        {
+            let namespace = new.meta().namespace.as_deref();
+            for budget in budgets.filter(|b| b.metadata.namespace.as_deref() == namespace) {
+                queue.add(&key_of(&budget.metadata));
+            }
+        }
+    });
 }
 
 /// Whether the budget selects pods with `labels`: a missing selector selects
@@ -356,28 +355,6 @@ fn selects(budget: &PodDisruptionBudget, labels: &Option<BTreeMap<String, String
         return false;
     };
     selector_matches(selector, labels.as_ref().unwrap_or(&BTreeMap::new()))
-}
-
-fn selector_text(budget: &PodDisruptionBudget) -> String {
-    let Some(selector) = budget.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
-        return String::new();
-    };
-    let mut parts: Vec<String> = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for expression in selector.match_expressions.iter().flatten() {
-        let values = expression.values.as_deref().unwrap_or_default().join(",");
-        parts.push(match expression.operator.as_str() {
-            "In" => format!("{} in ({values})", expression.key),
-            "NotIn" => format!("{} notin ({values})", expression.key),
-            "Exists" => expression.key.clone(),
-            _ => format!("!{}", expression.key),
-        });
-    }
-    parts.join(",")
 }
 
 /// `value` of `total`: an integer as is, a percentage rounded up
@@ -436,7 +413,7 @@ fn still_disrupted(
 }
 
 /// Ready pods that are neither being deleted nor waiting on an eviction.
-fn count_healthy(pods: &[Arc<Pod>], disrupted: &BTreeMap<String, Time>, _now: Timestamp) -> i32 {
+fn count_healthy(pods: &[Arc<Pod>], disrupted: &BTreeMap<String, Time>) -> i32 {
     pods.iter()
         .filter(|pod| pod.metadata.deletion_timestamp.is_none())
         .filter(|pod| !disrupted.contains_key(pod.metadata.name.as_deref().unwrap_or_default()))
@@ -575,7 +552,7 @@ mod tests {
         let now = Timestamp::now();
         let pods = vec![pod("a", true), pod("b", true), pod("c", false)];
         let disrupted = BTreeMap::from([("b".to_string(), Time(now))]);
-        assert_eq!(count_healthy(&pods, &disrupted, now), 1);
+        assert_eq!(count_healthy(&pods, &disrupted), 1);
         let status = healthy_status(&budget(None), 3, 2, 1, disrupted);
         assert_eq!(status.disruptions_allowed, 0);
         assert_eq!(status.observed_generation, Some(2));

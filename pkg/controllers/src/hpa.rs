@@ -29,7 +29,7 @@ use kite_api::validation::Quantity as Amount;
 use kite_client::events::{NORMAL, WARNING};
 use kite_client::{Change, Informer, Recorder, WorkQueue, key_of};
 use kube::Resource;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use replicas::{History, Limits, PodSample, Policy, Proposal, Rules, Target};
 use serde_json::{Value, json};
@@ -389,7 +389,7 @@ impl Controller {
         let resource = ApiResource::from_gvk_with_plural(&gvk, "pods");
         let api = Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &resource);
         let list = api
-            .list(&ListParams::default().labels(&selector_text(selector)))
+            .list(&ListParams::default().labels(&kite_api::matching::selector_string(selector)))
             .await
             .map_err(|e| match e {
                 kube::Error::Api(s) => s.message,
@@ -440,16 +440,8 @@ impl Controller {
         let mut updated = hpa.clone();
         updated.status = Some(status);
         let namespace = hpa.metadata.namespace.as_deref().unwrap_or_default();
-        let name = hpa.metadata.name.as_deref().unwrap_or_default();
         let api = Api::<HorizontalPodAutoscaler>::namespaced(self.client.clone(), namespace);
-        match api
-            .replace_status(name, &PostParams::default(), &updated)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        crate::util::replace_status(&api, &updated).await
     }
 }
 
@@ -740,26 +732,6 @@ fn parse_selector(text: &str) -> std::result::Result<LabelSelector, String> {
     })
 }
 
-/// A LabelSelector as a selector string for a list call.
-fn selector_text(selector: &LabelSelector) -> String {
-    let mut parts: Vec<String> = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for e in selector.match_expressions.iter().flatten() {
-        let values = e.values.as_deref().unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key.clone(),
-            _ => format!("!{}", e.key),
-        });
-    }
-    parts.join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -771,7 +743,7 @@ mod tests {
             selector.match_labels,
             Some(BTreeMap::from([("app".to_string(), "web".to_string())]))
         );
-        let text = selector_text(&selector);
+        let text = kite_api::matching::selector_string(&selector);
         assert!(
             text.contains("app=web") && text.contains("tier in (a,b)") && text.contains("!legacy"),
             "{text}"

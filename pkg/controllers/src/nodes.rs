@@ -2,9 +2,7 @@
 //! the scheduler does: `nodeSelector`, required node affinity and taints (the
 //! taint matching itself is `kite_api::taints`, shared with the scheduler).
 
-use k8s_openapi::api::core::v1::{
-    Node, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
-};
+use k8s_openapi::api::core::v1::{Node, PodSpec, Taint, Toleration};
 use std::collections::BTreeMap;
 
 /// The node's taints with `effect` that none of `tolerations` tolerates.
@@ -47,42 +45,8 @@ pub(crate) fn selects_node(spec: &PodSpec, node: &Node) -> bool {
         Some(selector) => selector
             .node_selector_terms
             .iter()
-            .any(|term| term_matches(term, labels, name)),
+            .any(|term| kite_api::matching::term_matches(term, labels, name)),
         None => true,
-    }
-}
-
-fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
-    let expressions = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if expressions.is_empty() && fields.is_empty() {
-        return false;
-    }
-    expressions
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields
-            .iter()
-            .all(|r| requirement_matches(r, (r.key == "metadata.name").then_some(name)))
-}
-
-fn requirement_matches(requirement: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = requirement.values.as_deref().unwrap_or_default();
-    let number = |text: &str| text.parse::<i64>().ok();
-    match requirement.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|w| w == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|w| w == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => match (
-            value.and_then(number),
-            values.first().and_then(|w| number(w)),
-        ) {
-            (Some(have), Some(want)) if requirement.operator == "Gt" => have > want,
-            (Some(have), Some(want)) => have < want,
-            _ => false,
-        },
-        _ => false,
     }
 }
 

@@ -1,9 +1,8 @@
 //! Helpers the workload controllers share: owner references, label selectors,
-//! pod readiness and the pod-template hash.
+//! pod readiness, the pod-template hash and status writes.
 
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use std::collections::BTreeMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 /// A controller owner reference to `owner` of `kind` in `api_version`.
 pub(crate) fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> OwnerReference {
@@ -55,33 +54,7 @@ pub(crate) fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
     controller_of(meta).is_some_and(|r| r.uid == uid)
 }
 
-/// Whether `labels` match `selector`; an empty selector matches everything.
-pub(crate) fn selector_matches(
-    selector: &LabelSelector,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    let labels_ok = selector
-        .match_labels
-        .as_ref()
-        .is_none_or(|m| m.iter().all(|(k, v)| labels.get(k) == Some(v)));
-    let expressions_ok = selector
-        .match_expressions
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .all(|e| {
-            let values = e.values.as_deref().unwrap_or_default();
-            let value = labels.get(&e.key);
-            match e.operator.as_str() {
-                "In" => value.is_some_and(|v| values.contains(v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                _ => false,
-            }
-        });
-    labels_ok && expressions_ok
-}
+pub(crate) use kite_api::matching::selector_matches;
 
 /// Whether the pod is still counted: not finished and not being deleted.
 pub(crate) fn is_active(pod: &Pod) -> bool {
@@ -174,6 +147,24 @@ pub(crate) async fn delete_pod(
     }
 }
 
+/// Replaces `object`'s status through `api`. A 404 (gone) or 409 (changed
+/// since it was read) is no error: the informer brings the next version and
+/// the reconcile runs again.
+pub(crate) async fn replace_status<K>(api: &kube::Api<K>, object: &K) -> crate::Result<()>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    match api
+        .replace_status(&name, &kube::api::PostParams::default(), object)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,21 +189,5 @@ mod tests {
                 .bytes()
                 .all(|c| b"bcdfghjklmnpqrstvwxz2456789".contains(&c))
         );
-    }
-
-    #[test]
-    fn selectors_match_labels_and_expressions() {
-        let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
-        let s: LabelSelector = serde_json::from_value(json!({
-            "matchLabels": {"app": "web"},
-            "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]
-        }))
-        .expect("selector");
-        assert!(selector_matches(&s, &labels));
-        let t: LabelSelector = serde_json::from_value(
-            json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}),
-        )
-        .expect("selector");
-        assert!(!selector_matches(&t, &labels));
     }
 }

@@ -6,9 +6,7 @@
 //! exactly as kube-scheduler words them because users and tools grep for them.
 
 use crate::node_info::{HostPort, NodeInfo, PodUsage};
-use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
-};
+use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
 use kite_api::taints::tolerated;
 use std::collections::BTreeMap;
 
@@ -160,51 +158,7 @@ pub fn matches_node_selector_and_affinity(pod: &Pod, node: &NodeInfo) -> bool {
     }
 }
 
-/// Whether one node selector term matches: its expressions and fields all hold,
-/// and it has at least one of them.
-pub fn term_matches(
-    term: &NodeSelectorTerm,
-    labels: &BTreeMap<String, String>,
-    name: &str,
-) -> bool {
-    let expressions = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if expressions.is_empty() && fields.is_empty() {
-        return false;
-    }
-    expressions
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            let value = (r.key == "metadata.name").then_some(name);
-            requirement_matches(r, value)
-        })
-}
-
-fn requirement_matches(requirement: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = requirement.values.as_deref().unwrap_or_default();
-    let number = |text: &str| text.parse::<i64>().ok();
-    match requirement.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|w| w == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|w| w == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(have), Some(want)) = (
-                value.and_then(number),
-                values.first().and_then(|w| number(w)),
-            ) else {
-                return false;
-            };
-            if requirement.operator == "Gt" {
-                have > want
-            } else {
-                have < want
-            }
-        }
-        _ => false,
-    }
-}
+pub use kite_api::matching::term_matches;
 
 fn node_ports(facts: &PodFacts<'_>, node: &NodeInfo) -> Result<(), Rejection> {
     let conflict = facts

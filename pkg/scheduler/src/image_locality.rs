@@ -37,21 +37,16 @@ pub fn normalize(image: &str) -> String {
     full
 }
 
-/// The size of each image `node` reports, by every name it has.
-fn node_images(node: &NodeInfo) -> HashMap<&str, i64> {
-    let mut out = HashMap::new();
-    for image in node
-        .node
+/// The size of `image` if `node` reports holding it (under any of its names).
+fn held(node: &NodeInfo, image: &str) -> Option<i64> {
+    node.node
         .status
         .as_ref()
         .and_then(|s| s.images.as_deref())
         .unwrap_or_default()
-    {
-        for name in image.names.iter().flatten() {
-            out.insert(name.as_str(), image.size_bytes.unwrap_or(0));
-        }
-    }
-    out
+        .iter()
+        .find(|i| i.names.iter().flatten().any(|n| n == image))
+        .map(|i| i.size_bytes.unwrap_or(0))
 }
 
 /// Scores 0–100 of `nodes` for `pod`, knowing every node in `all`.
@@ -73,10 +68,7 @@ pub fn scores(pod: &Pod, nodes: &[&NodeInfo], all: &HashMap<String, NodeInfo>) -
     let holders: HashMap<&str, usize> = images
         .iter()
         .map(|image| {
-            let count = all
-                .values()
-                .filter(|n| node_images(n).contains_key(image.as_str()))
-                .count();
+            let count = all.values().filter(|n| held(n, image).is_some()).count();
             (image.as_str(), count)
         })
         .collect();
@@ -85,11 +77,10 @@ pub fn scores(pod: &Pod, nodes: &[&NodeInfo], all: &HashMap<String, NodeInfo>) -
     nodes
         .iter()
         .map(|node| {
-            let held = node_images(node);
             let sum: i64 = images
                 .iter()
                 .filter_map(|image| {
-                    let size = held.get(image.as_str())?;
+                    let size = held(node, image)?;
                     let spread = holders.get(image.as_str()).copied().unwrap_or(0) as i64;
                     Some(size * spread / total)
                 })

@@ -13,7 +13,6 @@ use crate::filter::{PodFacts, Rejection};
 use crate::node_info::NodeInfo;
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kite_api::selector::LabelSelector as Selector;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -97,12 +96,20 @@ impl Term {
     }
 }
 
-/// A selector as the API's matcher; a missing or invalid one matches nothing.
+/// A label selector ready to match; a missing one matches nothing (as in
+/// pod affinity terms and spread constraints).
+struct Selector(Option<LabelSelector>);
+
+impl Selector {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|s| kite_api::matching::selector_matches(s, labels))
+    }
+}
+
 fn compile(selector: Option<&LabelSelector>) -> Selector {
-    selector
-        .and_then(|s| serde_json::to_value(s).ok())
-        .and_then(|v| Selector::from_label_selector(&v).ok())
-        .unwrap_or_else(Selector::nothing)
+    Selector(selector.cloned())
 }
 
 fn labels(pod: &Pod) -> BTreeMap<String, String> {

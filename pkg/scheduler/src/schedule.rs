@@ -407,23 +407,22 @@ impl State {
         let wanted = feasible_nodes_to_find(total);
         // Other pods matter only to pods with pod (anti-)affinity or spread
         // constraints, and to every pod while some pod has anti-affinity.
-        let placed: Vec<inter_pod::Placed> =
-            if inter_pod::needed(&pod, !self.anti_affinity_pods.is_empty()) {
-                self.placed
-                    .iter()
-                    .filter(|(other, _)| other.as_str() != key)
-                    .filter_map(|(other, node)| {
-                        Some(inter_pod::Placed {
-                            node: node.clone(),
-                            pod: self.pods.get(other)?,
-                        })
+        let inter = inter_pod::needed(&pod, !self.anti_affinity_pods.is_empty());
+        let placed: Vec<inter_pod::Placed> = if inter {
+            self.placed
+                .iter()
+                .filter(|(other, _)| other.as_str() != key)
+                .filter_map(|(other, node)| {
+                    Some(inter_pod::Placed {
+                        node: node.clone(),
+                        pod: self.pods.get(other)?,
                     })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-        let snapshot = inter_pod::needed(&pod, !self.anti_affinity_pods.is_empty())
-            .then(|| inter_pod::Snapshot::new(&pod, &self.nodes, &placed));
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let snapshot = inter.then(|| inter_pod::Snapshot::new(&pod, &self.nodes, &placed));
         let mut feasible: Vec<&NodeInfo> = Vec::new();
         let mut rejections: Vec<Rejection> = Vec::new();
         // Nodes where removing pods could help: where preemption looks.

@@ -10,7 +10,7 @@ use crate::body::Body;
 use crate::codec;
 use crate::errors::{self, ApiResult};
 use crate::objects;
-use http::{Response, StatusCode};
+use http::Response;
 use kite_store::UpdateOutcome;
 use serde_json::{Value, json};
 
@@ -100,18 +100,7 @@ pub async fn bind(call: &Call<'_>) -> ApiResult<Response<Body>> {
             UpdateOutcome::Conflict { .. } => continue,
         }
     }
-    let status = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "code": 201,
-    });
-    Ok(codec::respond(
-        StatusCode::CREATED,
-        codec::negotiate(call.headers)?,
-        &status,
-    ))
+    crate::output::created_success(call)
 }
 
 /// Sets `PodScheduled=True`, replacing an earlier `False` from failed attempts.
@@ -122,15 +111,5 @@ fn set_scheduled(pod: &mut Value) {
         "lastProbeTime": null,
         "lastTransitionTime": objects::now_rfc3339(),
     });
-    if !pod.get("status").is_some_and(Value::is_object) {
-        pod["status"] = json!({});
-    }
-    let conditions = &mut pod["status"]["conditions"];
-    if !conditions.is_array() {
-        *conditions = json!([]);
-    }
-    if let Some(list) = conditions.as_array_mut() {
-        list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-        list.push(condition);
-    }
+    objects::replace_condition(pod, condition);
 }

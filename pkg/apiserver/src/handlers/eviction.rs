@@ -16,7 +16,7 @@ use crate::codec;
 use crate::errors::{self, ApiResult};
 use crate::handlers::delete::{self, Options};
 use crate::objects;
-use http::{Response, StatusCode};
+use http::Response;
 use kite_api::selector::LabelSelector;
 use kite_api::status::{StatusCause, StatusDetails};
 use kite_api::{Status, StatusReason};
@@ -355,39 +355,19 @@ async fn delete_pod(
         }
     }
     delete::delete_one(call, name, &options).await?;
-    let status = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "code": 201,
-    });
-    Ok(codec::respond(
-        StatusCode::CREATED,
-        codec::negotiate(call.headers)?,
-        &status,
-    ))
+    crate::output::created_success(call)
 }
 
 fn set_disruption_target(pod: &mut Value) {
-    if !pod.get("status").is_some_and(Value::is_object) {
-        pod["status"] = json!({});
-    }
-    let conditions = &mut pod["status"]["conditions"];
-    if !conditions.is_array() {
-        *conditions = json!([]);
-    }
-    if let Some(list) = conditions.as_array_mut() {
-        list.retain(|c| c.get("type").and_then(Value::as_str) != Some("DisruptionTarget"));
-        list.push(json!({
-            "type": "DisruptionTarget",
-            "status": "True",
-            "reason": "EvictionByEvictionAPI",
-            "message": "Eviction API: evicting",
-            "lastProbeTime": null,
-            "lastTransitionTime": objects::now_rfc3339(),
-        }));
-    }
+    let condition = json!({
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+        "lastProbeTime": null,
+        "lastTransitionTime": objects::now_rfc3339(),
+    });
+    objects::replace_condition(pod, condition);
 }
 
 #[cfg(test)]

@@ -104,15 +104,10 @@ where
             return Err(errors::conflict(&call.resource, name));
         }
         let proposed = change(&old)?;
-        let is_csr = call.resource.kind == "CertificateSigningRequest";
         let mut new = if subresource == Some("status") {
-            let mut new = strategy::prepare_for_status_update(&call.resource, &proposed, &old);
-            if is_csr {
-                crate::csr::keep_decisions(&mut new, &old);
-            }
-            new
-        } else if subresource == Some("approval") && is_csr {
-            crate::csr::prepare_for_approval(&proposed, &old)
+            strategy::prepare_for_status_update(&call.resource, &proposed, &old)
+        } else if subresource == Some("approval") {
+            strategy::prepare_for_approval(&call.resource, &proposed, &old)
         } else if subresource == Some("finalize") {
             strategy::prepare_for_finalize(&call.resource, &proposed, &old)
         } else {

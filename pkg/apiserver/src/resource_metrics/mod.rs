@@ -50,7 +50,7 @@ pub async fn handle(call: &Call<'_>) -> Option<ApiResult<Response<Body>>> {
 async fn get_node(call: &Call<'_>) -> ApiResult<Response<Body>> {
     let name = call.request.name.clone().unwrap_or_default();
     let not_found = || metrics_not_found("nodemetrics", &name);
-    let node = read_one(call, "nodes", None, &name)
+    let node = crate::admission::get(call, "nodes", "", &name)
         .await?
         .ok_or_else(not_found)?;
     let point = call
@@ -75,7 +75,7 @@ async fn get_pod(call: &Call<'_>) -> ApiResult<Response<Body>> {
     let name = call.request.name.clone().unwrap_or_default();
     let namespace = call.namespace().unwrap_or_default().to_string();
     let not_found = || metrics_not_found("podmetrics", &format!("{namespace}/{name}"));
-    let pod = read_one(call, "pods", Some(&namespace), &name)
+    let pod = crate::admission::get(call, "pods", &namespace, &name)
         .await?
         .ok_or_else(not_found)?;
     let point = call
@@ -102,29 +102,6 @@ async fn list_pods(call: &Call<'_>) -> ApiResult<Response<Body>> {
         }
     }
     list_response(call, "PodMetricsList", items)
-}
-
-/// The core/v1 object (node or pod) a metrics object stands for.
-async fn read_one(
-    call: &Call<'_>,
-    plural: &str,
-    namespace: Option<&str>,
-    name: &str,
-) -> ApiResult<Option<Value>> {
-    let resource = call
-        .api
-        .registry
-        .get("", "v1", plural)
-        .ok_or_else(|| errors::internal(format!("{plural} are not served")))?;
-    let key = objects::key(&resource, namespace, name);
-    let (_, kv) = call
-        .api
-        .store
-        .get(&key, 0)
-        .await
-        .map_err(errors::from_store)?;
-    kv.map(|kv| objects::decode(&kv.value, kv.mod_revision).map_err(errors::internal))
-        .transpose()
 }
 
 /// The core/v1 objects the call's selectors pick, sorted by namespace and name.

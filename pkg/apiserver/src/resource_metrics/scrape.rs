@@ -63,6 +63,16 @@ struct State {
     pod_nodes: HashMap<(String, String), String>,
 }
 
+impl State {
+    /// Drops everything known of a pod that is gone (or moved to another node).
+    fn forget_pod(&mut self, key: &(String, String)) {
+        self.pod_nodes.remove(key);
+        self.pods.remove(key);
+        self.raw_containers
+            .retain(|(ns, pod, _), _| (ns, pod) != (&key.0, &key.1));
+    }
+}
+
 /// The latest metrics of every node and pod; shared by the scraper and the API.
 #[derive(Debug, Default)]
 pub struct Samples {
@@ -111,11 +121,7 @@ impl Samples {
             .map(|(key, _)| key.clone())
             .collect();
         for key in gone {
-            state.pod_nodes.remove(&key);
-            state.pods.remove(&key);
-            state
-                .raw_containers
-                .retain(|(ns, pod, _), _| (ns, pod) != (&key.0, &key.1));
+            state.forget_pod(&key);
         }
         for pod in &pods {
             let Some((namespace, name)) = pod_key(pod) else {
@@ -191,11 +197,7 @@ impl Samples {
             .map(|(key, _)| key.clone())
             .collect();
         for key in gone {
-            state.pod_nodes.remove(&key);
-            state.pods.remove(&key);
-            state
-                .raw_containers
-                .retain(|(ns, pod, _), _| (ns, pod) != (&key.0, &key.1));
+            state.forget_pod(&key);
         }
     }
 }

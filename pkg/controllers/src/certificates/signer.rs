@@ -14,7 +14,7 @@ use k8s_openapi::api::certificates::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kite_client::{Change, Informer, WorkQueue, key_of};
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,16 +93,9 @@ impl Controller {
                 );
             }
         }
-        let name = csr.metadata.name.clone().unwrap_or_default();
         let api = Api::<CertificateSigningRequest>::all(self.client.clone());
-        match api
-            .replace_status(&name, &PostParams::default(), &signed)
-            .await
-        {
-            Ok(_) => Ok(None),
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        crate::util::replace_status(&api, &signed).await?;
+        Ok(None)
     }
 }
 

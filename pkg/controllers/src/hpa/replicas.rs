@@ -354,7 +354,7 @@ impl History {
             ("ReadyForNewScale", "recommended size matches current size")
         };
         let (replicas, limited_reason, limited_message) = if stabilized > current {
-            let limit = self.up_limit(now, current, up).max(current);
+            let limit = self.rate_limit(now, current, up, true).max(current);
             let (ceiling, reason, message) = if limits.max > limit {
                 (
                     limit,
@@ -378,7 +378,7 @@ impl History {
                 )
             }
         } else if stabilized < current {
-            let limit = self.down_limit(now, current, down).min(current);
+            let limit = self.rate_limit(now, current, down, false).min(current);
             let (floor, reason, message) = if limits.min < limit {
                 (
                     limit,
@@ -439,44 +439,30 @@ impl History {
             .sum()
     }
 
-    fn up_limit(&self, now: Instant, current: i32, rules: &Rules) -> i32 {
+    /// The most replicas `rules` allow scaling up to (`up`), or the fewest
+    /// they allow scaling down to, counting from where each policy's period
+    /// started. `selectPolicy: Max` picks the policy allowing the biggest
+    /// change, `Min` the smallest.
+    fn rate_limit(&self, now: Instant, current: i32, rules: &Rules, up: bool) -> i32 {
         if rules.select == "Disabled" {
             return current;
         }
         let proposals = rules.policies.iter().map(|policy| {
             let start = current - self.changed_within(now, policy.period, true)
                 + self.changed_within(now, policy.period, false);
-            if policy.percent {
-                (start as f64 * (1.0 + policy.value as f64 / 100.0)).ceil() as i32
-            } else {
-                start + policy.value
+            match (policy.percent, up) {
+                (true, true) => (start as f64 * (1.0 + policy.value as f64 / 100.0)).ceil() as i32,
+                (true, false) => (start as f64 * (1.0 - policy.value as f64 / 100.0)) as i32,
+                (false, true) => start + policy.value,
+                (false, false) => start - policy.value,
             }
         });
-        if rules.select == "Min" {
+        // Up, the biggest change is the highest proposal; down, the lowest.
+        let take_lowest = (rules.select == "Min") == up;
+        if take_lowest {
             proposals.min().unwrap_or(current)
         } else {
             proposals.max().unwrap_or(current)
-        }
-    }
-
-    fn down_limit(&self, now: Instant, current: i32, rules: &Rules) -> i32 {
-        if rules.select == "Disabled" {
-            return current;
-        }
-        let proposals = rules.policies.iter().map(|policy| {
-            let start = current - self.changed_within(now, policy.period, true)
-                + self.changed_within(now, policy.period, false);
-            if policy.percent {
-                (start as f64 * (1.0 - policy.value as f64 / 100.0)) as i32
-            } else {
-                start - policy.value
-            }
-        });
-        // `Max` picks the policy allowing the biggest change: the lowest floor.
-        if rules.select == "Min" {
-            proposals.max().unwrap_or(current)
-        } else {
-            proposals.min().unwrap_or(current)
         }
     }
 }
