@@ -218,10 +218,10 @@ async fn serve(settings: Settings) -> Result<()> {
         spawn_dns(&server, &settings).await
     };
 
-    let mut agent = None;
+    let mut agent = Vec::new();
     if !args.disable_agent {
         let api = kubelet_listener(&pki, &settings).await?;
-        agent = Some(spawn_agent(&server, &settings, api).context("node agent")?);
+        agent = spawn_agent(&server, &settings, api).context("node agent")?;
     }
 
     tracing::info!(
@@ -236,7 +236,7 @@ async fn serve(settings: Settings) -> Result<()> {
 
     let tasks: Vec<(&str, tokio::task::JoinHandle<()>)> = control_plane
         .into_iter()
-        .chain(agent.map(|task| ("kubelet", task)))
+        .chain(agent)
         .chain(dns.map(|task| ("cluster-dns", task)))
         .collect();
     for (name, task) in &tasks {
@@ -251,13 +251,14 @@ async fn serve(settings: Settings) -> Result<()> {
     Ok(())
 }
 
-/// Starts the kubelet of this server's node. Its containers outlive kite; a
-/// restarted kite adopts them.
+/// Starts the node's components: the kubelet (its containers outlive kite; a
+/// restarted kite adopts them) and the service proxy. Each is named for
+/// `/readyz?verbose`.
 fn spawn_agent(
     server: &kite_apiserver::Server,
     settings: &Settings,
     api: kite_kubelet::ApiListener,
-) -> Result<tokio::task::JoinHandle<()>> {
+) -> Result<Vec<(&'static str, tokio::task::JoinHandle<()>)>> {
     let kubelet_args = kite_kubelet::args::KubeletArgs::parse(&settings.args.node.kubelet_args)
         .map_err(anyhow::Error::msg)?;
     let root = settings.data.agent();
@@ -317,14 +318,14 @@ fn spawn_agent(
             ipnet::IpNet::V6(_) => None,
         },
     });
-    Ok(tokio::spawn(async move {
-        match proxy {
-            Some(proxy) => {
-                tokio::join!(kite_kubelet::run(config, Some(api)), kite_proxy::run(proxy));
-            }
-            None => kite_kubelet::run(config, Some(api)).await,
-        }
-    }))
+    let mut tasks = vec![(
+        "kubelet",
+        tokio::spawn(kite_kubelet::run(config, Some(api))),
+    )];
+    if let Some(proxy) = proxy {
+        tasks.push(("kube-proxy", tokio::spawn(kite_proxy::run(proxy))));
+    }
+    Ok(tasks)
 }
 
 /// The port the cluster DNS listens on at the node address; the `kube-dns`
