@@ -8,6 +8,7 @@ namespace (TEST-NET-1, with the namespace's default route on it, so nothing
 can leave the namespace)."""
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -59,21 +60,26 @@ def _web(core, name):
                     what=f"{name} ready")
 
 
-def _service_with_slice(api, core, name, endpoints, node_port=None, load_balancer_port=None):
-    """A Service without a selector and the EndpointSlice a user writes for it."""
+def _service_with_slice(api, core, name, endpoints, node_port=None, load_balancer_port=None,
+                        spec_extra=None, node_names=None):
+    """A Service without a selector and the EndpointSlice a user writes for it
+    (`node_names[i]`, when given, is the node endpoint i claims to run on)."""
     port = {"name": "http", "port": load_balancer_port or 80, "targetPort": 80, "protocol": "TCP"}
-    spec = {"ports": [port]}
+    spec = {"ports": [port], **(spec_extra or {})}
     if node_port:
         spec["type"] = "NodePort"
         port["nodePort"] = node_port
     if load_balancer_port:
         spec["type"] = "LoadBalancer"
     svc = core.create_namespaced_service("default", {"metadata": {"name": name}, "spec": spec})
+    slice_endpoints = [{"addresses": [ip_], "conditions": {"ready": True}} for ip_ in endpoints]
+    for endpoint, node in zip(slice_endpoints, node_names or []):
+        endpoint["nodeName"] = node
     client.DiscoveryV1Api(api).create_namespaced_endpoint_slice("default", {
         "metadata": {"name": f"{name}-manual", "labels": {"kubernetes.io/service-name": name}},
         "addressType": "IPv4",
         "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
-        "endpoints": [{"addresses": [ip_], "conditions": {"ready": True}} for ip_ in endpoints],
+        "endpoints": slice_endpoints,
     })
     # The proxy programs it within moments; wait for that rather than race it.
     wanted = "goto svc-" if endpoints else "goto reject-chain"
@@ -229,3 +235,85 @@ def test_a_deployment_behind_a_selector_service_is_balanced_and_scaling_to_zero_
         assert s.connect_ex((ip_, 80)) != 0
         assert time.monotonic() - started < 1.0
     apps.delete_namespaced_deployment("web3", "default")
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode().strip()
+
+
+def test_client_ip_session_affinity_keeps_a_client_on_one_endpoint(cluster):
+    _, api, core = cluster
+    web1 = core.read_namespaced_pod("web1", "default")
+    web2 = core.read_namespaced_pod("web2", "default")
+    both = [web1.status.pod_ip, web2.status.pod_ip]
+    plain = _service_with_slice(api, core, "no-affinity", both)
+    sticky = _service_with_slice(api, core, "sticky", both, spec_extra={
+        "sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}})
+    # Without affinity 20 requests reach both pods (a 2^-19 chance of a false failure)...
+    assert {_get(f"http://{plain}/") for _ in range(20)} == {"hello-from-web1", "hello-from-web2"}
+    # ...with it, every request of this client reaches the first one it was sent to.
+    assert len({_get(f"http://{sticky}/") for _ in range(20)}) == 1
+    assert "timeout 1m" in _rules() and "update @aff-" in _rules()
+    core.delete_namespaced_service("no-affinity", "default")
+    core.delete_namespaced_service("sticky", "default")
+
+
+def test_external_traffic_policy_local_uses_only_this_nodes_endpoints(cluster):
+    """Endpoint 2 claims another node: a NodePort with the Local policy never
+    sends there, while the ClusterIP (internal traffic, Cluster policy) does."""
+    _, api, core = cluster
+    web1 = core.read_namespaced_pod("web1", "default")
+    web2 = core.read_namespaced_pod("web2", "default")
+    node = web1.spec.node_name
+    cluster_ip = _service_with_slice(
+        api, core, "local", [web1.status.pod_ip, web2.status.pod_ip], node_port=30081,
+        spec_extra={"externalTrafficPolicy": "Local"}, node_names=[node, "another-node"])
+    assert {_get(f"http://{NODE_IP}:30081/") for _ in range(20)} == {"hello-from-web1"}
+    assert {_get(f"http://{cluster_ip}/") for _ in range(20)} == {"hello-from-web1", "hello-from-web2"}
+    core.delete_namespaced_service("local", "default")
+
+
+def test_each_node_component_reports_in_readyz(cluster):
+    server, _, _ = cluster
+    code, body, _ = server.curl("/readyz?verbose")
+    assert code == 200, body
+    for component in ["kubelet", "kube-proxy", "cluster-dns", "kube-controller-manager"]:
+        assert f"[+]{component} ok" in body, body
+
+
+def _rule_lines(text):
+    """A ruleset without handles or counters, as a set of lines."""
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
+def test_a_restart_rebuilds_the_rules_without_stale_ones_and_keeps_pod_ips_unique(cluster):
+    """Runs last: kill -9 of kite, rules left in the table that no Service
+    has, then a restart. The table is rewritten to exactly what the Services
+    say, and a new pod gets an address no running pod has."""
+    server, api, core = cluster
+    web1 = core.read_namespaced_pod("web1", "default")
+    _service_with_slice(api, core, "kept", [web1.status.pod_ip])
+    before = _rule_lines(_rules())
+    server.stop(signal.SIGKILL)
+    # What a crash in the middle of an update, or a Service deleted by another
+    # server while this one was down, would leave behind.
+    subprocess.run(["nft", "add", "chain", "ip", "kite-proxy", "svc-stale"], check=True)
+    subprocess.run(["nft", "add", "element", "ip", "kite-proxy", "service-ips",
+                    "{ 10.43.250.250 . tcp . 80 : goto svc-stale }"], check=True)
+    assert "svc-stale" in _rules()
+    server.start(extra=["--node-ip", NODE_IP])
+    wait_for(lambda: "svc-stale" not in _rules(), timeout=20, what="the stale chain removed")
+    assert _rule_lines(_rules()) == before
+    assert _get(f"http://{core.read_namespaced_service('kept', 'default').spec.cluster_ip}/") \
+        == "hello-from-web1"
+
+    running = {p.status.pod_ip for p in core.list_namespaced_pod("default").items if p.status.pod_ip}
+    assert {web1.status.pod_ip} <= running
+    fresh = []
+    for i in range(3):
+        fresh.append(_web(core, f"after-restart{i}").status.pod_ip)
+    assert len(set(fresh)) == 3 and not set(fresh) & running, (fresh, running)
+    for i in range(3):
+        core.delete_namespaced_pod(f"after-restart{i}", "default", grace_period_seconds=0)
+    core.delete_namespaced_service("kept", "default")
