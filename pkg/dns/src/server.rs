@@ -11,6 +11,16 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// An idle TCP connection is closed after this long.
 const TCP_IDLE: Duration = Duration::from_secs(10);
+/// At most this many tasks receive on the UDP socket.
+const UDP_WORKERS: usize = 4;
+
+/// What becomes of one message.
+enum Reply {
+    /// Answered at once (`None`: dropped unanswered).
+    Now(Option<Vec<u8>>),
+    /// Forwarded upstream, with the size limit of the answer.
+    Forward(Query, usize),
+}
 
 /// Answers queries from a zone that the informers replace as the cluster changes.
 #[derive(Debug)]
@@ -66,21 +76,31 @@ impl Server {
 
     /// The answer to one message (`None`: not worth answering, e.g. a response).
     pub async fn handle(&self, raw: &[u8], tcp: bool) -> Option<Vec<u8>> {
+        match self.reply(raw, tcp) {
+            Reply::Now(answer) => answer,
+            Reply::Forward(query, limit) => Some(self.forward(&query, raw, tcp, limit).await),
+        }
+    }
+
+    /// What to do with one message, without waiting for anything: cluster
+    /// names (nearly all of a pod's queries) are answered here and now.
+    fn reply(&self, raw: &[u8], tcp: bool) -> Reply {
         let Some(query) = wire::parse_query(raw) else {
-            let id = wire::header_id(raw)?;
+            let Some(id) = wire::header_id(raw) else {
+                return Reply::Now(None);
+            };
             if raw.get(2).is_some_and(|b| b & 0x80 != 0) {
-                return None;
+                return Reply::Now(None);
             }
-            return Some(wire::error_response(id, rcode::FORMERR));
+            return Reply::Now(Some(wire::error_response(id, rcode::FORMERR)));
         };
         let limit = if tcp { 65535 } else { query.udp_limit() };
         if query.opcode != 0 {
-            return Some(wire::error_response(query.id, rcode::NOTIMP));
+            return Reply::Now(Some(wire::error_response(query.id, rcode::NOTIMP)));
         }
-        let zone = self.zone();
-        match zone.lookup(&query) {
-            Answer::Local(response) => Some(wire::encode(&query, &response, limit)),
-            Answer::Forward => Some(self.forward(&query, raw, tcp, limit).await),
+        match self.zone().lookup(&query) {
+            Answer::Local(response) => Reply::Now(Some(wire::encode(&query, &response, limit))),
+            Answer::Forward => Reply::Forward(query, limit),
         }
     }
 
@@ -111,8 +131,20 @@ impl Server {
         tokio::join!(self.clone().serve_udp(udp), self.serve_tcp(tcp));
     }
 
+    /// Serves UDP with a worker per core sharing the socket, so the
+    /// runtime's threads answer queries in parallel.
     async fn serve_udp(self: Arc<Self>, socket: UdpSocket) {
         let socket = Arc::new(socket);
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(UDP_WORKERS));
+        // Dropping the set (the server stopping) aborts the workers.
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            set.spawn(self.clone().udp_worker(socket.clone()));
+        }
+        while set.join_next().await.is_some() {}
+    }
+
+    async fn udp_worker(self: Arc<Self>, socket: Arc<UdpSocket>) {
         let mut buf = vec![0u8; 65535];
         loop {
             let (n, from) = match socket.recv_from(&mut buf).await {
@@ -126,15 +158,25 @@ impl Server {
                 tracing::debug!(%from, "DNS query from outside the cluster dropped");
                 continue;
             }
-            let raw = buf[..n].to_vec();
-            let (server, socket) = (self.clone(), socket.clone());
-            tokio::spawn(async move {
-                if let Some(answer) = server.handle(&raw, false).await
-                    && let Err(error) = socket.send_to(&answer, from).await
-                {
-                    tracing::debug!(%from, %error, "DNS answer not sent");
+            let raw = &buf[..n];
+            match self.reply(raw, false) {
+                Reply::Now(None) => {}
+                Reply::Now(Some(answer)) => {
+                    if let Err(error) = socket.send_to(&answer, from).await {
+                        tracing::debug!(%from, %error, "DNS answer not sent");
+                    }
                 }
-            });
+                // Waiting on an upstream must not hold up the cluster's answers.
+                Reply::Forward(query, limit) => {
+                    let (server, socket, raw) = (self.clone(), socket.clone(), raw.to_vec());
+                    tokio::spawn(async move {
+                        let answer = server.forward(&query, &raw, false, limit).await;
+                        if let Err(error) = socket.send_to(&answer, from).await {
+                            tracing::debug!(%from, %error, "DNS answer not sent");
+                        }
+                    });
+                }
+            }
         }
     }
 
