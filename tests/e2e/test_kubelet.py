@@ -146,6 +146,25 @@ def test_a_pod_that_completes_succeeds_and_one_that_fails_fails(node):
     delete_now(core, "fails")
 
 
+def test_an_exit_is_reported_at_once_not_at_the_next_resync(node):
+    """Exits wake the pod's worker (a pidfd of the container's monitor); the
+    periodic pass while containers run is 5 s, so a report within 1.5 s of
+    the exit can only come from the event."""
+    _, core = node
+    core.create_namespaced_pod("default", pod_spec("exits", "sleep 3; exit 4", restart="Never"))
+    wait_for(lambda: status_of(core, "exits")[0].status.phase == "Running", what="Running")
+    # Let a periodic pass happen first, so the exit falls between two of them.
+    time.sleep(1)
+    wait_for(lambda: status_of(core, "exits")[0].status.phase == "Failed", timeout=10, interval=0.05,
+             what="Failed")
+    seen = time.time()
+    term = status_of(core, "exits")[1].state.terminated
+    assert term.exit_code == 4
+    # finishedAt has whole seconds: the exit happened in [finishedAt, finishedAt + 1).
+    assert seen - term.finished_at.timestamp() < 2.5, (seen, term.finished_at)
+    delete_now(core, "exits")
+
+
 def test_probes_restart_and_unready(node):
     _, core = node
     live = pod_spec("liveness", "sleep 3600", container={

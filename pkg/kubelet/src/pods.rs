@@ -513,6 +513,7 @@ impl Worker {
                 break;
             }
             let next = self.sync(&pod).await;
+            let exit = self.any_exit();
             tokio::select! {
                 changed = self.rx.changed() => {
                     if changed.is_err() {
@@ -521,6 +522,7 @@ impl Worker {
                 }
                 () = tokio::time::sleep(next) => {}
                 () = self.wake.notified() => {}
+                () = exit => {}
             }
         }
         self.shared
@@ -635,7 +637,9 @@ impl Worker {
         }
         self.report(pod).await;
         if self.any_running() {
-            Duration::from_secs(1)
+            // Exits wake the worker at once (`any_exit`); this pass only
+            // refreshes volumes and catches what no event reports.
+            VOLUME_REFRESH
         } else {
             Duration::from_secs(2)
         }
@@ -647,6 +651,25 @@ impl Worker {
             .containers
             .iter()
             .any(|c| runtime.exited(&c.id).is_none())
+    }
+
+    /// Completes when any of the pod's running containers exits.
+    fn any_exit(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let runtime = self.shared.config.runtime.clone();
+        let running: Vec<String> = self
+            .state()
+            .containers
+            .iter()
+            .filter(|c| runtime.exited(&c.id).is_none())
+            .map(|c| c.id.clone())
+            .collect();
+        async move {
+            let waits = running.iter().map(|id| Box::pin(runtime.wait_exited(id)));
+            if running.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            futures::future::select_all(waits).await;
+        }
     }
 
     fn pod_facts(&self, pod: &Pod) -> NodeFacts {

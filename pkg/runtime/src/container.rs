@@ -99,6 +99,28 @@ fn process_alive(pid: i32) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Waits for process `pid` to end; false when it cannot be waited for (no
+/// pidfd support), true once it has ended or if it never existed.
+async fn wait_for_process(pid: i32) -> bool {
+    use rustix::process::{Pid, PidfdFlags, pidfd_open};
+    use tokio::io::{Interest, unix::AsyncFd};
+    let Some(pid) = Pid::from_raw(pid) else {
+        return true;
+    };
+    match pidfd_open(pid, PidfdFlags::NONBLOCK) {
+        // Deprecated because an inner type could close or swap its fd while
+        // registered; an OwnedFd moved into the AsyncFd cannot, and the safe
+        // replacement is an `unsafe fn` this workspace forbids.
+        #[allow(deprecated)]
+        Ok(fd) => match AsyncFd::with_interest(fd, Interest::READABLE) {
+            Ok(fd) => fd.readable().await.is_ok(),
+            Err(_) => false,
+        },
+        Err(rustix::io::Errno::SRCH) => true,
+        Err(_) => false,
+    }
+}
+
 /// Result of container operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -461,6 +483,29 @@ impl Runtime {
             started_at: started.started_at.clone(),
             finished_at: started.started_at,
         })
+    }
+
+    /// Returns once the monitored container `id` has exited (see
+    /// [`Runtime::exited`]), without polling: a pidfd of the monitor, then of
+    /// the container's init should the monitor be gone first (`kill -9`),
+    /// becomes readable when that process ends. Never returns when that
+    /// cannot be known (a container never started, no pidfd support), so
+    /// callers keep a slower periodic check beside it.
+    pub async fn wait_exited(&self, id: &str) {
+        let bundle = self.bundle_dir(id);
+        if let Some(started) =
+            monitor::read_record::<monitor::Started>(&bundle, monitor::STARTED_FILE)
+        {
+            for pid in [started.monitor_pid, started.pid] {
+                if !wait_for_process(pid).await {
+                    break;
+                }
+            }
+            if self.exited(id).is_some() {
+                return;
+            }
+        }
+        std::future::pending().await
     }
 
     /// The FIFO feeding the standard input of a container started with `stdin`.
