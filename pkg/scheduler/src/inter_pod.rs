@@ -4,10 +4,10 @@
 //! against it), topology spread constraints (`DoNotSchedule` filters,
 //! `ScheduleAnyway` scores), and preferred pod (anti-)affinity scores.
 //!
-//! A term's namespaces are its `namespaces`, else the pod's own; an empty
-//! `namespaceSelector` means every namespace. A non-empty namespace selector
-//! would need Namespace labels, which the scheduler does not watch: such a
-//! term is treated as naming only its `namespaces` list.
+//! A term's namespaces are its `namespaces` list together with the
+//! namespaces its `namespaceSelector` selects (by the Namespaces' labels);
+//! with neither, the pod's own; an empty `namespaceSelector` means every
+//! namespace.
 
 use crate::filter::{PodFacts, Rejection};
 use crate::node_info::NodeInfo;
@@ -37,6 +37,9 @@ pub struct Placed {
     pub pod: Arc<Pod>,
 }
 
+/// The labels of each Namespace, by name.
+pub type NamespaceLabels = HashMap<String, BTreeMap<String, String>>;
+
 /// A term ready to match: its selector and the namespaces it covers (`None`: all).
 struct Term {
     selector: Selector,
@@ -49,6 +52,7 @@ impl Term {
         term: &PodAffinityTerm,
         own_namespace: &str,
         own_labels: &BTreeMap<String, String>,
+        namespace_labels: &NamespaceLabels,
     ) -> Self {
         let mut selector = term.label_selector.clone();
         // matchLabelKeys / mismatchLabelKeys add the pod's own values.
@@ -62,7 +66,15 @@ impl Term {
                 }
             }
         }
-        let namespaces: BTreeSet<String> = term.namespaces.iter().flatten().cloned().collect();
+        let mut namespaces: BTreeSet<String> = term.namespaces.iter().flatten().cloned().collect();
+        if let Some(selector) = &term.namespace_selector {
+            namespaces.extend(
+                namespace_labels
+                    .iter()
+                    .filter(|(_, labels)| kite_api::matching::selector_matches(selector, labels))
+                    .map(|(name, _)| name.clone()),
+            );
+        }
         let everywhere = term.namespace_selector.as_ref().is_some_and(|s| {
             s.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
                 && s.match_expressions.as_ref().is_none_or(Vec::is_empty)
@@ -187,6 +199,7 @@ pub fn needed(pod: &Pod, existing_anti_affinity: bool) -> bool {
 /// node labels, computed once.
 pub struct Snapshot<'a> {
     placed: &'a [Placed],
+    namespace_labels: &'a NamespaceLabels,
     node_labels: HashMap<&'a str, &'a BTreeMap<String, String>>,
     affinity: Vec<Term>,
     anti_affinity: Vec<Term>,
@@ -204,7 +217,12 @@ static EMPTY: BTreeMap<String, String> = BTreeMap::new();
 
 impl<'a> Snapshot<'a> {
     /// The snapshot for `pod` over `nodes` and the counted pods.
-    pub fn new(pod: &Pod, nodes: &'a HashMap<String, NodeInfo>, placed: &'a [Placed]) -> Self {
+    pub fn new(
+        pod: &Pod,
+        nodes: &'a HashMap<String, NodeInfo>,
+        placed: &'a [Placed],
+        namespace_labels: &'a NamespaceLabels,
+    ) -> Self {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
         let own = labels(pod);
         let node_labels = nodes
@@ -218,18 +236,18 @@ impl<'a> Snapshot<'a> {
             .collect();
         let affinity: Vec<Term> = affinity_terms(pod, false)
             .iter()
-            .map(|t| Term::new(t, namespace, &own))
+            .map(|t| Term::new(t, namespace, &own, namespace_labels))
             .collect();
         let anti_affinity = affinity_terms(pod, true)
             .iter()
-            .map(|t| Term::new(t, namespace, &own))
+            .map(|t| Term::new(t, namespace, &own, namespace_labels))
             .collect();
         let mut existing_anti = Vec::new();
         for other in placed {
             let other_ns = other.pod.metadata.namespace.as_deref().unwrap_or_default();
             let other_labels = labels(&other.pod);
             for term in affinity_terms(&other.pod, true) {
-                let term = Term::new(&term, other_ns, &other_labels);
+                let term = Term::new(&term, other_ns, &other_labels, namespace_labels);
                 if term.matches(pod) {
                     existing_anti.push((other.node.clone(), term.topology_key.clone()));
                 }
@@ -258,6 +276,7 @@ impl<'a> Snapshot<'a> {
             .collect::<Vec<_>>();
         let mut snapshot = Self {
             placed,
+            namespace_labels,
             node_labels,
             affinity,
             anti_affinity,
@@ -407,13 +426,19 @@ impl<'a> Snapshot<'a> {
         let own = labels(facts.pod);
         let mut preferred: Vec<(i64, Term)> = preferred_terms(facts.pod, false)
             .iter()
-            .map(|(w, t)| (i64::from(*w), Term::new(t, namespace, &own)))
+            .map(|(w, t)| {
+                (
+                    i64::from(*w),
+                    Term::new(t, namespace, &own, self.namespace_labels),
+                )
+            })
             .collect();
-        preferred.extend(
-            preferred_terms(facts.pod, true)
-                .iter()
-                .map(|(w, t)| (-i64::from(*w), Term::new(t, namespace, &own))),
-        );
+        preferred.extend(preferred_terms(facts.pod, true).iter().map(|(w, t)| {
+            (
+                -i64::from(*w),
+                Term::new(t, namespace, &own, self.namespace_labels),
+            )
+        }));
         let affinity = nodes
             .iter()
             .map(|node| {

@@ -13,7 +13,7 @@ use crate::preemption;
 use crate::queue::Queue;
 use crate::score;
 use crate::volumes::{self, Lookup};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kite_api::volume_binding as vb;
 use kite_client::events::{NORMAL, WARNING};
@@ -102,6 +102,10 @@ impl Scheduler {
         storage.volumes.on_change(move |_| changed());
         let changed = notify(&tx);
         storage.classes.on_change(move |_| changed());
+        // Namespace labels decide which pods a namespaceSelector covers.
+        let namespaces: Informer<Namespace> = Informer::new(Api::all(client.clone()));
+        let changed = notify(&tx);
+        namespaces.on_change(move |_| changed());
         let mut state = State {
             config: self.config.clone(),
             recorder: Recorder::new(
@@ -112,6 +116,7 @@ impl Scheduler {
             pods_api: Api::all(client),
             pods: pods.clone(),
             storage: storage.clone(),
+            namespaces: namespaces.clone(),
             nodes: HashMap::new(),
             order: Vec::new(),
             placed: HashMap::new(),
@@ -129,12 +134,14 @@ impl Scheduler {
             () = storage.claims.clone().run() => {}
             () = storage.volumes.clone().run() => {}
             () = storage.classes.clone().run() => {}
+            () = namespaces.clone().run() => {}
             () = async {
                 nodes.wait_synced().await;
                 pods.wait_synced().await;
                 storage.claims.wait_synced().await;
                 storage.volumes.wait_synced().await;
                 storage.classes.wait_synced().await;
+                namespaces.wait_synced().await;
                 tracing::info!("scheduler caches synced");
                 state.run(rx).await
             } => {}
@@ -190,6 +197,7 @@ struct State {
     pods_api: Api<Pod>,
     pods: Informer<Pod>,
     storage: Storage,
+    namespaces: Informer<Namespace>,
     nodes: HashMap<String, NodeInfo>,
     /// Node names in a fixed order, for rotating where each search starts.
     order: Vec<String>,
@@ -422,7 +430,20 @@ impl State {
         } else {
             Vec::new()
         };
-        let snapshot = inter.then(|| inter_pod::Snapshot::new(&pod, &self.nodes, &placed));
+        let namespace_labels: inter_pod::NamespaceLabels = if inter {
+            self.namespaces
+                .list()
+                .iter()
+                .map(|n| {
+                    let name = n.metadata.name.clone().unwrap_or_default();
+                    (name, n.metadata.labels.clone().unwrap_or_default())
+                })
+                .collect()
+        } else {
+            Default::default()
+        };
+        let snapshot =
+            inter.then(|| inter_pod::Snapshot::new(&pod, &self.nodes, &placed, &namespace_labels));
         let mut feasible: Vec<&NodeInfo> = Vec::new();
         let mut rejections: Vec<Rejection> = Vec::new();
         // Nodes where removing pods could help: where preemption looks.

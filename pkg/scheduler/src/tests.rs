@@ -326,7 +326,16 @@ mod inter_pod_tests {
         nodes: &HashMap<String, NodeInfo>,
         placed: &[Placed],
     ) -> Vec<(String, Result<(), Rejection>)> {
-        let snapshot = Snapshot::new(pod, nodes, placed);
+        verdicts_with(pod, nodes, placed, &inter_pod::NamespaceLabels::new())
+    }
+
+    fn verdicts_with(
+        pod: &Pod,
+        nodes: &HashMap<String, NodeInfo>,
+        placed: &[Placed],
+        namespaces: &inter_pod::NamespaceLabels,
+    ) -> Vec<(String, Result<(), Rejection>)> {
+        let snapshot = Snapshot::new(pod, nodes, placed, namespaces);
         let facts = PodFacts::new(pod);
         let mut names: Vec<&String> = nodes.keys().collect();
         names.sort();
@@ -382,6 +391,52 @@ mod inter_pod_tests {
             v[0].1.as_ref().unwrap_err().reasons,
             [inter_pod::EXISTING_ANTI_AFFINITY]
         );
+    }
+
+    #[test]
+    fn a_namespace_selector_covers_the_namespaces_whose_labels_match() {
+        let nodes = cluster();
+        let affinity = |namespace_selector: Value| {
+            json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname",
+             "namespaceSelector": namespace_selector}]}}})
+        };
+        let mut cache = (*labelled("cache", json!({"app": "cache"}), json!({}))).clone();
+        cache.metadata.namespace = Some("shared".into());
+        let placed = vec![Placed {
+            node: "b1".into(),
+            pod: Arc::new(cache),
+        }];
+        let namespaces: inter_pod::NamespaceLabels =
+            [("default", json!({})), ("shared", json!({"team": "infra"}))]
+                .into_iter()
+                .map(|(n, l)| (n.to_string(), serde_json::from_value(l).unwrap()))
+                .collect();
+        let selecting = labelled(
+            "web",
+            json!({}),
+            affinity(json!({"matchLabels": {"team": "infra"}})),
+        );
+        assert_eq!(
+            fits(&verdicts_with(&selecting, &nodes, &placed, &namespaces)),
+            ["b1"]
+        );
+        // A selector matching no namespace covers none: the term cannot be met
+        // by any pod, and the pod's own labels do not match it either.
+        let other = labelled(
+            "web",
+            json!({}),
+            affinity(json!({"matchLabels": {"team": "web"}})),
+        );
+        assert!(fits(&verdicts_with(&other, &nodes, &placed, &namespaces)).is_empty());
+        // Without a selector the term covers only the pod's own namespace.
+        let mut own = affinity(json!({}));
+        own["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("namespaceSelector");
+        let plain = labelled("web", json!({}), own);
+        assert!(fits(&verdicts_with(&plain, &nodes, &placed, &namespaces)).is_empty());
     }
 
     #[test]
@@ -459,7 +514,8 @@ mod inter_pod_tests {
             "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
                 "labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "topology.kubernetes.io/zone"}}]}}}),
         );
-        let snapshot = Snapshot::new(&incoming, &nodes, &placed);
+        let no_namespaces = inter_pod::NamespaceLabels::new();
+        let snapshot = Snapshot::new(&incoming, &nodes, &placed, &no_namespaces);
         let facts = PodFacts::new(&incoming);
         let order = [&nodes["a1"], &nodes["a2"], &nodes["b1"]];
         let (affinity, _) = snapshot.scores(&facts, &order);
