@@ -424,6 +424,66 @@ def test_a_pod_failure_policy_ignores_disruptions_and_fails_on_a_fatal_exit_code
     assert job.status.failed == 1
 
 
+INDEX = "batch.kubernetes.io/job-completion-index"
+
+
+def active_of_index(core, name, index):
+    return [p for p in job_pods(core, name) if p.metadata.annotations[INDEX] == str(index)
+            and p.status.phase not in ("Failed", "Succeeded") and not p.metadata.deletion_timestamp]
+
+
+def test_backoff_limit_per_index_fails_indexes_one_by_one(cluster):
+    """backoffLimitPerIndex 1: index 0 gets one more try, then fails; exit 42
+    fails index 1 at once (FailIndex); index 2 succeeds; the Job then fails
+    with FailedIndexes. Pods carry their index's failure count."""
+    server, api = cluster
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    policy = {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}}]}
+    batch.create_namespaced_job("default", job_body(
+        "perindex", completions=3, parallelism=3, completionMode="Indexed", backoffLimitPerIndex=1,
+        podFailurePolicy=policy))
+    first = wait_for(lambda: active_of_index(core, "perindex", 0), what="index 0")[0]
+    assert first.metadata.annotations["batch.kubernetes.io/job-index-failure-count"] == "0"
+    # The pods are created before the status that goes with them is written.
+    job = wait_for(lambda: (j := batch.read_namespaced_job("perindex", "default")).status.failed_indexes == ""
+                   and j, what="failedIndexes")
+    assert job.spec.backoff_limit == 2147483647
+    fail_pod_with(core, first, 1)
+    retry = wait_for(lambda: [p for p in active_of_index(core, "perindex", 0)
+                              if p.metadata.uid != first.metadata.uid], what="index 0 retried")[0]
+    assert retry.metadata.annotations["batch.kubernetes.io/job-index-failure-count"] == "1"
+    fail_pod_with(core, retry, 1)
+    wait_for(lambda: batch.read_namespaced_job("perindex", "default").status.failed_indexes == "0",
+             what="index 0 failed")
+    fail_pod_with(core, wait_for(lambda: active_of_index(core, "perindex", 1), what="index 1")[0], 42)
+    wait_for(lambda: batch.read_namespaced_job("perindex", "default").status.failed_indexes == "0,1",
+             what="index 1 failed by FailIndex")
+    # Failed indexes get no new pods.
+    time.sleep(0.5)
+    assert not active_of_index(core, "perindex", 0) and not active_of_index(core, "perindex", 1)
+    finish_pod(core, wait_for(lambda: active_of_index(core, "perindex", 2), what="index 2")[0], "Succeeded")
+    job, failed = wait_for(lambda: job_condition(batch, "perindex", "Failed"), what="Failed")
+    assert (failed.reason, failed.message) == ("FailedIndexes", "Job has failed indexes")
+    assert job.status.completed_indexes == "2" and job.status.failed_indexes == "0,1"
+    assert job.status.failed == 3 and job.status.succeeded == 1
+
+
+def test_more_failed_indexes_than_max_failed_indexes_fail_the_job_at_once(cluster):
+    server, api = cluster
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job_body(
+        "fewfail", completions=3, parallelism=3, completionMode="Indexed", backoffLimitPerIndex=0,
+        maxFailedIndexes=0))
+    fail_pod_with(core, wait_for(lambda: active_of_index(core, "fewfail", 1), what="index 1")[0], 1)
+    job, failed = wait_for(lambda: job_condition(batch, "fewfail", "Failed"), what="Failed")
+    assert (failed.reason, failed.message) == (
+        "MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes")
+    assert job.status.failed_indexes == "1"
+    # The other indexes are stopped.
+    wait_for(lambda: not active_of_index(core, "fewfail", 0) and not active_of_index(core, "fewfail", 2),
+             what="the rest stopped")
+
+
 def test_a_finished_job_is_deleted_after_its_ttl(cluster):
     server, api = cluster
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)

@@ -15,9 +15,9 @@
 //! `batch.kubernetes.io/job-completion-index` annotation and label, the
 //! `JOB_COMPLETION_INDEX` variable and the hostname `<job>-<index>`.
 
-use crate::pod_failure_policy;
 use crate::util::{controlled_by, controller_of, is_ready, pod_from_template, selector_matches};
 use crate::{Config, Result, work};
+use crate::{backoff_per_index, pod_failure_policy};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -83,6 +83,19 @@ pub struct Tally {
     pub ignored: Vec<String>,
     /// The message of a `FailJob` rule a failed pod matched.
     pub fail_job: Option<String>,
+}
+
+/// What an Indexed Job's pods should be.
+struct IndexPlan<'a> {
+    completions: i32,
+    /// Indexes that get no more pods: completed or failed.
+    done: &'a BTreeSet<i32>,
+    /// Indexes backing off after a failure (`backoffLimitPerIndex`).
+    blocked: &'a BTreeSet<i32>,
+    /// Failures so far per index, recorded on new pods (`backoffLimitPerIndex`).
+    failure_counts: Option<&'a BTreeMap<i32, i32>>,
+    parallelism: usize,
+    can_create: bool,
 }
 
 /// A pod's outcome as the Job controller sees it: `Some(true)` succeeded,
@@ -373,7 +386,11 @@ impl Controller {
                             tally.fail_job.get_or_insert(message);
                             tally.finished.push((pod_uid, ok));
                         }
-                        pod_failure_policy::Action::Count => tally.finished.push((pod_uid, ok)),
+                        // FailIndex counts too; backoff_per_index marks the index.
+                        pod_failure_policy::Action::Count
+                        | pod_failure_policy::Action::FailIndex => {
+                            tally.finished.push((pod_uid, ok))
+                        }
                     }
                 }
                 Some(_) => {}
@@ -499,6 +516,25 @@ impl Controller {
             }
             status.completed_indexes = Some(format_indexes(&completed_indexes));
         }
+        let index_failures = spec
+            .backoff_limit_per_index
+            .filter(|_| indexed)
+            .map(|limit| {
+                let already = parse_indexes(status.failed_indexes.as_deref().unwrap_or(""));
+                // Once the Job's fate is decided, the pods it stops fail no index.
+                let decided = is_finished(&job)
+                    || has_condition(&status, "FailureTarget").is_some()
+                    || has_condition(&status, "SuccessCriteriaMet").is_some();
+                let failures = backoff_per_index::tally(
+                    if decided { &[] } else { &pods },
+                    completions.unwrap_or(0),
+                    limit,
+                    spec.pod_failure_policy.as_ref(),
+                    &already,
+                );
+                status.failed_indexes = Some(format_indexes(&failures.failed));
+                failures
+            });
         let mut requeue: Option<Duration> = None;
         let finished = is_finished(&job);
         let mut target_failed = has_condition(&status, "FailureTarget");
@@ -520,8 +556,20 @@ impl Controller {
                     .ok()?;
                 Some(end)
             });
+            let by_indexes = index_failures.as_ref().and_then(|f| {
+                backoff_per_index::verdict(
+                    completions.unwrap_or(0),
+                    &completed_indexes,
+                    &f.failed,
+                    spec.max_failed_indexes,
+                )
+            });
             if let Some(message) = &tally.fail_job {
                 let c = condition("FailureTarget", "PodFailurePolicy", message);
+                set_condition(&mut status, c.clone());
+                target_failed = Some(c);
+            } else if let Some((reason, message)) = by_indexes {
+                let c = condition("FailureTarget", reason, message);
                 set_condition(&mut status, c.clone());
                 target_failed = Some(c);
             } else if done {
@@ -612,22 +660,54 @@ impl Controller {
                     requeue = Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
                 }
             }
-            let wait = self.failure_backoff(&pods, failed);
+            // With a limit per index each index backs off on its own.
+            let mut blocked = BTreeSet::new();
+            let wait = match &index_failures {
+                Some(f) => {
+                    let mut soonest = Duration::ZERO;
+                    for (index, failures) in &f.counts {
+                        let left = backoff_per_index::last_failure(&pods, *index)
+                            .map(|at| {
+                                let since = Timestamp::now().duration_since(at).unsigned_abs();
+                                backoff(*failures).saturating_sub(since)
+                            })
+                            .unwrap_or_default();
+                        if !left.is_zero() && !f.failed.contains(index) {
+                            blocked.insert(*index);
+                            soonest = if soonest.is_zero() {
+                                left
+                            } else {
+                                soonest.min(left)
+                            };
+                        }
+                    }
+                    soonest
+                }
+                None => self.failure_backoff(&pods, failed),
+            };
             if !wait.is_zero() {
                 requeue = Some(requeue.map_or(wait, |r| r.min(wait)));
             }
-            let can_create = wait.is_zero();
+            let can_create = index_failures.is_some() || wait.is_zero();
             if indexed {
+                let mut done = completed_indexes.clone();
+                if let Some(f) = &index_failures {
+                    done.extend(&f.failed);
+                }
                 self.manage_indexed(
                     &key,
                     &job,
                     &api,
                     &reference,
                     &active,
-                    completions.unwrap_or(0),
-                    &completed_indexes,
-                    parallelism,
-                    can_create,
+                    IndexPlan {
+                        completions: completions.unwrap_or(0),
+                        done: &done,
+                        blocked: &blocked,
+                        failure_counts: index_failures.as_ref().map(|f| &f.counts),
+                        parallelism,
+                        can_create,
+                    },
                 )
                 .await?;
             } else {
@@ -682,7 +762,6 @@ impl Controller {
         backoff(failed).saturating_sub(since)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn manage_indexed(
         &self,
         key: &str,
@@ -690,26 +769,35 @@ impl Controller {
         api: &Api<Pod>,
         reference: &k8s_openapi::api::core::v1::ObjectReference,
         active: &[&Arc<Pod>],
-        completions: i32,
-        completed: &BTreeSet<i32>,
-        parallelism: usize,
-        can_create: bool,
+        plan: IndexPlan<'_>,
     ) -> Result<()> {
         let mut running = BTreeSet::new();
         let mut extra = Vec::new();
         for pod in active {
             match index_of(pod) {
-                Some(i) if i < completions && !completed.contains(&i) && running.insert(i) => {}
-                // Out of range, already completed or a duplicate.
+                Some(i) if i < plan.completions && !plan.done.contains(&i) && running.insert(i) => {
+                }
+                // Out of range, completed, failed or a duplicate.
                 _ => extra.push(*pod),
             }
         }
         self.delete_pods(key, api, reference, &extra).await?;
-        let room = parallelism.saturating_sub(running.len()).min(BURST);
-        if can_create && room > 0 {
-            let pods = indexes_to_start(completions, completed, &running, room)
+        let room = plan.parallelism.saturating_sub(running.len()).min(BURST);
+        if plan.can_create && room > 0 {
+            let mut not_now = running.clone();
+            not_now.extend(plan.blocked);
+            let pods = indexes_to_start(plan.completions, plan.done, &not_now, room)
                 .into_iter()
-                .map(|i| self.pod_for(job, Some(i)))
+                .map(|i| {
+                    let mut pod = self.pod_for(job, Some(i));
+                    if let Some(counts) = plan.failure_counts {
+                        pod.metadata.annotations.get_or_insert_default().insert(
+                            backoff_per_index::FAILURE_COUNT.to_string(),
+                            counts.get(&i).copied().unwrap_or(0).to_string(),
+                        );
+                    }
+                    pod
+                })
                 .collect();
             self.create_pods(key, api, reference, pods).await?;
         }

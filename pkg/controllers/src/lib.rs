@@ -16,6 +16,7 @@
 //! the informers' caches and writes through the API, like kube-runtime
 //! controllers: reconciles are idempotent and may requeue themselves.
 
+pub mod backoff_per_index;
 pub mod certificates;
 pub mod cron;
 pub mod cronjob;

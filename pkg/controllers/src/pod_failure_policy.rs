@@ -3,8 +3,9 @@
 //! order; `onExitCodes` looks at containers that ended with a non-zero code
 //! (init containers first), `onPodConditions` at the pod's conditions. The
 //! first match decides: `FailJob` fails the Job (reason `PodFailurePolicy`),
-//! `Ignore` keeps the failure out of the `backoffLimit` count, `Count` counts
-//! it as usual (as does a pod no rule matches).
+//! `Ignore` keeps the failure out of the `backoffLimit` count, `FailIndex`
+//! fails the pod's index, `Count` counts it as usual (as does a pod no rule
+//! matches).
 
 use k8s_openapi::api::batch::v1::{PodFailurePolicy, PodFailurePolicyRule};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
@@ -16,6 +17,9 @@ pub enum Action {
     FailJob(String),
     /// Do not count the failure.
     Ignore,
+    /// Count the failure and give the pod's index no more tries
+    /// (`backoffLimitPerIndex` Jobs; see [`crate::backoff_per_index`]).
+    FailIndex,
     /// Count the failure (also when no rule matches).
     Count,
 }
@@ -32,7 +36,7 @@ pub fn evaluate(policy: Option<&PodFailurePolicy>, pod: &Pod) -> Action {
         return match rule.action.as_str() {
             "FailJob" => Action::FailJob(format!("{what} matching FailJob rule at index {index}")),
             "Ignore" => Action::Ignore,
-            // FailIndex needs backoffLimitPerIndex, which kite does not run: count it.
+            "FailIndex" => Action::FailIndex,
             _ => Action::Count,
         };
     }
