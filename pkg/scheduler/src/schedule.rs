@@ -14,6 +14,7 @@ use crate::queue::Queue;
 use crate::score;
 use crate::volumes::{self, Lookup};
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kite_api::volume_binding as vb;
 use kite_client::events::{NORMAL, WARNING};
@@ -106,6 +107,8 @@ impl Scheduler {
         let namespaces: Informer<Namespace> = Informer::new(Api::all(client.clone()));
         let changed = notify(&tx);
         namespaces.on_change(move |_| changed());
+        // Preemption spares pods their disruption budgets protect.
+        let budgets: Informer<PodDisruptionBudget> = Informer::new(Api::all(client.clone()));
         let mut state = State {
             config: self.config.clone(),
             recorder: Recorder::new(
@@ -117,6 +120,7 @@ impl Scheduler {
             pods: pods.clone(),
             storage: storage.clone(),
             namespaces: namespaces.clone(),
+            budgets: budgets.clone(),
             nodes: HashMap::new(),
             order: Vec::new(),
             placed: HashMap::new(),
@@ -135,6 +139,7 @@ impl Scheduler {
             () = storage.volumes.clone().run() => {}
             () = storage.classes.clone().run() => {}
             () = namespaces.clone().run() => {}
+            () = budgets.clone().run() => {}
             () = async {
                 nodes.wait_synced().await;
                 pods.wait_synced().await;
@@ -142,6 +147,7 @@ impl Scheduler {
                 storage.volumes.wait_synced().await;
                 storage.classes.wait_synced().await;
                 namespaces.wait_synced().await;
+                budgets.wait_synced().await;
                 tracing::info!("scheduler caches synced");
                 state.run(rx).await
             } => {}
@@ -198,6 +204,7 @@ struct State {
     pods: Informer<Pod>,
     storage: Storage,
     namespaces: Informer<Namespace>,
+    budgets: Informer<PodDisruptionBudget>,
     nodes: HashMap<String, NodeInfo>,
     /// Node names in a fixed order, for rotating where each search starts.
     order: Vec<String>,
@@ -505,7 +512,13 @@ impl State {
                         (*info, pods)
                     })
                     .collect();
-                if let Some(candidate) = preemption::select(&facts, &candidates) {
+                let budgets: Vec<preemption::Budget> = self
+                    .budgets
+                    .list()
+                    .iter()
+                    .filter_map(|pdb| preemption::Budget::of(pdb))
+                    .collect();
+                if let Some(candidate) = preemption::select(&facts, &candidates, &budgets) {
                     let message = message::fit_error_preempting(total, &rejections);
                     self.preempt(&pod, candidate);
                     self.unschedulable(&pod, key, message);
