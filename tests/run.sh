@@ -27,6 +27,8 @@ for pair in ip:iproute2 nft:nftables curl:curl openssl:openssl docker-registry:d
 done
 # The container tests build their image from Debian's static busybox (airgap/).
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# kite links libseccomp for container seccomp profiles (the default `seccomp` feature).
+dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

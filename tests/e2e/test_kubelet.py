@@ -192,6 +192,45 @@ def test_probes_restart_and_unready(node):
     delete_now(core, "readiness")
 
 
+def test_seccomp_runtime_default_filters_and_unconfined_does_not(node):
+    """RuntimeDefault loads kite's filter (mode 2 in /proc/self/status) and new
+    namespaces are refused; unset means Unconfined; a Localhost profile is read
+    from the kubelet's seccomp directory, and a missing one is a clear error."""
+    server, core = node
+    probe = "grep Seccomp: /proc/self/status; unshare -U true 2>/dev/null; echo unshare=$?; sleep 3600"
+    profiles = {"filtered": {"type": "RuntimeDefault"}, "plain": None,
+                "local": {"type": "Localhost", "localhostProfile": "profiles/deny-mkdir.json"},
+                "missing": {"type": "Localhost", "localhostProfile": "profiles/nope.json"}}
+    seccomp_dir = os.path.join(server.data_dir, "agent", "seccomp", "profiles")
+    os.makedirs(seccomp_dir, exist_ok=True)
+    with open(os.path.join(seccomp_dir, "deny-mkdir.json"), "w") as f:
+        json.dump({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}, f)
+    for name, profile in profiles.items():
+        command = probe if name != "local" else "mkdir /tmp/x; echo mkdir=$?; sleep 3600"
+        extra = {"securityContext": {"seccompProfile": profile}} if profile else {}
+        core.create_namespaced_pod("default", pod_spec(name, command, **extra))
+    for name in ["filtered", "plain", "local"]:
+        wait_for(lambda: status_of(core, name)[0].status.phase == "Running", timeout=15,
+                 what=f"{name} Running ({status_of(core, name)[1]}, {events_for(core, name)})")
+
+    def log(name, marker):
+        return wait_for(lambda: marker in (out := core.read_namespaced_pod_log(name, "default")) and out,
+                        what=f"{name} log")
+
+    filtered = log("filtered", "unshare=")
+    assert "Seccomp:\t2" in filtered and "unshare=1" in filtered, filtered
+    plain = log("plain", "unshare=")
+    assert "Seccomp:\t0" in plain, plain
+    assert "mkdir=1" in log("local", "mkdir="), "the Localhost profile denies mkdir"
+    waiting = wait_for(lambda: (cs := status_of(core, "missing")[1]) and cs.state.waiting
+                       and cs.state.waiting.reason == "CreateContainerConfigError" and cs.state.waiting,
+                       what="missing profile reported")
+    assert "failed to read seccomp profile" in waiting.message and "nope.json" in waiting.message, waiting
+    for name in profiles:
+        delete_now(core, name)
+
+
 def test_memory_limits_oom_kill_and_cpu_quota_is_set(node):
     _, core = node
     hog = pod_spec("hog", "x=$(yes | head -c 200000000); echo survived",

@@ -30,6 +30,8 @@ pub struct Inputs<'a> {
     pub sandbox: &'a Sandbox,
     /// The pod's cgroup.
     pub cgroup_parent: PathBuf,
+    /// Where `Localhost` seccomp profiles are (`<data-dir>/agent/seccomp`).
+    pub seccomp_root: &'a Path,
 }
 
 /// The runtime spec of the container, or why it cannot be made.
@@ -78,6 +80,12 @@ pub fn spec(inputs: &Inputs<'_>) -> Result<ContainerSpec, String> {
         additional_gids.push(g);
     }
     let capabilities = sc.capabilities.clone().unwrap_or_default();
+    let seccomp = seccomp_profile(
+        sc.seccomp_profile
+            .as_ref()
+            .or(pod_sc.seccomp_profile.as_ref()),
+        inputs.seccomp_root,
+    )?;
 
     let mut mounts = Vec::new();
     let mut mounted = std::collections::HashSet::new();
@@ -159,8 +167,41 @@ pub fn spec(inputs: &Inputs<'_>) -> Result<ContainerSpec, String> {
         privileged: sc.privileged.unwrap_or(false),
         readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
         no_new_privileges: sc.allow_privilege_escalation == Some(false),
+        seccomp,
         cgroup_parent: Some(inputs.cgroup_parent.clone()),
     })
+}
+
+/// The container's seccomp profile from its (else the pod's) `seccompProfile`:
+/// unset is `Unconfined`, as the kubelet's default is.
+fn seccomp_profile(
+    wanted: Option<&k8s_openapi::api::core::v1::SeccompProfile>,
+    root: &Path,
+) -> Result<kite_runtime::seccomp::Profile, String> {
+    use kite_runtime::seccomp::{self, Profile};
+    let Some(wanted) = wanted else {
+        return Ok(Profile::Unconfined);
+    };
+    match wanted.type_.as_str() {
+        "RuntimeDefault" => Ok(Profile::RuntimeDefault),
+        "Unconfined" => Ok(Profile::Unconfined),
+        "Localhost" => {
+            let name = wanted.localhost_profile.as_deref().unwrap_or_default();
+            let relative = Path::new(name);
+            if name.is_empty()
+                || relative.is_absolute()
+                || relative
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                return Err(format!(
+                    "invalid localhostProfile {name:?}: must be a relative path under the kubelet's seccomp directory"
+                ));
+            }
+            seccomp::read_localhost(&root.join(relative))
+        }
+        other => Err(format!("unknown seccomp profile type {other:?}")),
+    }
 }
 
 /// The pod's host name: `spec.hostname`, else its name (truncated to 63 characters).
@@ -331,6 +372,7 @@ mod tests {
             termination_file: Path::new("/term"),
             sandbox: &sandbox,
             cgroup_parent: PathBuf::from("/k"),
+            seccomp_root: Path::new("/seccomp"),
         })
         .unwrap();
         assert_eq!(spec.command.unwrap(), ["sh", "-c", "echo hi"]);

@@ -42,6 +42,11 @@ impl Layout {
         self.root.join("pods")
     }
 
+    /// Where `Localhost` seccomp profiles are (the kubelet's `seccomp` directory).
+    pub fn seccomp_dir(&self) -> PathBuf {
+        self.root.join("seccomp")
+    }
+
     /// One pod's directory.
     pub fn pod_dir(&self, uid: &str) -> PathBuf {
         self.pods_dir().join(uid)

@@ -1077,6 +1077,7 @@ impl Worker {
         let sandbox = self.sandbox();
         let volumes = self.volumes.clone().unwrap_or_default();
         let etc_dir = layout.etc_dir(&self.uid);
+        let seccomp_root = layout.seccomp_dir();
         let spec = crate::container::spec(&crate::container::Inputs {
             pod,
             container: c,
@@ -1086,6 +1087,7 @@ impl Worker {
             termination_file: &termination_file,
             sandbox: &sandbox,
             cgroup_parent: crate::container::pod_cgroup(runtime.cgroup_parent(), pod),
+            seccomp_root: &seccomp_root,
         });
         let spec = match spec {
             Ok(spec) => spec,

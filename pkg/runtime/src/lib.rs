@@ -26,6 +26,7 @@ pub mod pull;
 pub mod reference;
 pub mod registries;
 pub mod sandbox;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod store;

@@ -113,6 +113,8 @@ pub struct ContainerSpec {
     pub readonly_rootfs: bool,
     /// `no_new_privs`: setuid binaries and file capabilities grant nothing.
     pub no_new_privileges: bool,
+    /// The seccomp filter (none for privileged containers, as Kubernetes runs them).
+    pub seccomp: crate::seccomp::Profile,
     /// The cgroup parent for this container, instead of the runtime's own
     /// (relative to each hierarchy's root, like `cgroupsPath`).
     pub cgroup_parent: Option<std::path::PathBuf>,
@@ -251,7 +253,6 @@ pub fn build(
             "capabilities": {
                 "bounding": caps, "effective": caps, "permitted": caps,
             },
-            "noNewPrivileges": wanted.no_new_privileges,
         },
         "root": {"path": rootfs, "readonly": wanted.readonly_rootfs},
         "mounts": [
@@ -282,6 +283,18 @@ pub fn build(
             ],
         },
     });
+    // Left out unless set: libcontainer loads a seccomp filter before it
+    // drops capabilities only when the field is absent, and a filter loaded
+    // after, without no_new_privs, is refused by the kernel.
+    if wanted.no_new_privileges {
+        spec["process"]["noNewPrivileges"] = json!(true);
+    }
+    if !wanted.privileged
+        && crate::seccomp::SUPPORTED
+        && let Some(seccomp) = wanted.seccomp.to_spec()
+    {
+        spec["linux"]["seccomp"] = seccomp;
+    }
     // A joined UTS namespace already has its host name (the sandbox set it).
     if join.uts.is_none() {
         spec["hostname"] = json!(wanted.hostname.clone().unwrap_or_else(|| id.to_string()));
