@@ -278,6 +278,10 @@ struct Context<'a> {
     namespace_labels: &'a BTreeMap<&'a str, BTreeMap<String, String>>,
 }
 
+/// A rule's peers, each with the pods behind it (`None` for ipBlocks), kept
+/// for resolving named egress ports.
+type ResolvedPeers<'p> = Vec<(Peer, Option<Vec<&'p PodInfo<'p>>>)>;
+
 /// A port entry of a rule before named ports are resolved.
 enum PortSpec<'a> {
     Numbered(PortRange),
@@ -322,7 +326,7 @@ impl Context<'_> {
         let policy = base.rsplitn(3, '/').nth(2).unwrap_or(base);
         // Peers: `None` is anyone; for named egress ports the pods behind
         // each peer are kept too.
-        let mut resolved: Option<Vec<(Peer, Option<Vec<&PodInfo>>)>> = None;
+        let mut resolved: Option<ResolvedPeers> = None;
         if let Some(list) = peers.filter(|l| !l.is_empty()) {
             let mut out = Vec::new();
             for (j, peer) in list.iter().enumerate() {
@@ -382,7 +386,7 @@ impl Context<'_> {
                 })
                 .collect()
         });
-        let peers_only = |r: &Option<Vec<(Peer, Option<Vec<&PodInfo>>)>>| {
+        let peers_only = |r: &Option<ResolvedPeers>| {
             r.as_ref()
                 .map(|l| l.iter().map(|(peer, _)| peer.clone()).collect::<Vec<_>>())
         };
