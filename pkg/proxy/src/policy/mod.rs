@@ -12,9 +12,10 @@
 //! elements only; allowed traffic `return`s from a pod's chain and the rest
 //! is dropped (as kube-router and Calico do: the client times out).
 //!
-//! Syncs are batched: changes within 30 ms become one `nft -f` transaction
-//! rewriting the whole table, skipped when the script is unchanged (pod
-//! status churn rarely changes it). The first sync replaces whatever an
+//! Syncs are batched: changes within 30 ms become one `nft -f` transaction.
+//! When only peer sets' members changed (a pod relabelled, started or gone
+//! as a peer) it adds and deletes set elements; anything else rewrites the
+//! whole table; nothing changed (most pod status churn) applies nothing. The first sync replaces whatever an
 //! earlier run left; [`remove`] deletes the table when network policy is
 //! disabled. Policies it cannot enforce (IPv6 blocks, named ports on
 //! ipBlocks) are logged once each.
@@ -79,7 +80,7 @@ pub async fn run(config: Config) {
             policies.wait_synced().await;
             pods.wait_synced().await;
             namespaces.wait_synced().await;
-            let mut applied: Option<String> = None;
+            let mut applied: Option<ruleset::Rendered> = None;
             let mut warned: BTreeSet<String> = BTreeSet::new();
             loop {
                 let started = Instant::now();
@@ -93,30 +94,29 @@ pub async fn run(config: Config) {
                     tracing::warn!(policy = %warning, "network policy not fully enforced");
                 }
                 warned = model.warnings.clone();
-                let script = ruleset::full(&model, &settings);
-                if applied.as_ref() != Some(&script) {
-                    let text = script.clone();
+                let rendered = ruleset::render(&model, &settings);
+                let script = applied
+                    .as_ref()
+                    .and_then(|old| ruleset::update(old, &rendered))
+                    .unwrap_or_else(|| ruleset::full(&rendered));
+                if !script.is_empty() {
                     let result =
-                        tokio::task::spawn_blocking(move || kite_network::nft::apply(&text))
+                        tokio::task::spawn_blocking(move || kite_network::nft::apply(&script))
                             .await
                             .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-                    match result {
-                        Ok(()) => {
-                            tracing::debug!(
-                                pods = model.pods.len(),
-                                took = ?started.elapsed(),
-                                "network policy rules synced"
-                            );
-                            applied = Some(script);
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot sync the network policy rules; retrying");
-                            applied = None;
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            continue;
-                        }
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "cannot sync the network policy rules; rewriting the table next");
+                        applied = None;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
                     }
+                    tracing::debug!(
+                        pods = model.pods.len(),
+                        took = ?started.elapsed(),
+                        "network policy rules synced"
+                    );
                 }
+                applied = Some(rendered);
                 changed.notified().await;
                 tokio::time::sleep(BATCH).await;
             }

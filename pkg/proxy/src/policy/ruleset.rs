@@ -25,7 +25,7 @@
 //! an earlier run left.
 
 use super::model::{Direction, Model, Peer, PortRange, Rule};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
@@ -132,27 +132,33 @@ pub fn remove() -> String {
     format!("table ip {TABLE}\ndelete table ip {TABLE}\n")
 }
 
-/// A script replacing the whole table with what `model` asks.
-pub fn full(model: &Model, settings: &Settings) -> String {
-    let mut sets: BTreeMap<&str, Vec<Ipv4Addr>> = BTreeMap::new();
+/// The table for one model: everything but the peer sets' members
+/// (`structure`, a script that replaces the table), and those members.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// The script creating the table with empty peer sets.
+    pub structure: String,
+    /// Peer set name → its addresses.
+    pub sets: BTreeMap<String, BTreeSet<Ipv4Addr>>,
+}
+
+/// Renders the table `model` asks for.
+pub fn render(model: &Model, settings: &Settings) -> Rendered {
+    let mut sets: BTreeMap<&str, &BTreeSet<Ipv4Addr>> = BTreeMap::new();
     for pod in model.pods.values() {
         for rule in pod.ingress.iter().chain(pod.egress.iter()).flatten() {
             for peer in rule.peers.iter().flatten() {
                 if let Peer::Pods { id, ips } = peer {
-                    sets.insert(id, ips.iter().copied().collect());
+                    sets.insert(id, ips);
                 }
             }
         }
     }
     let mut t = remove();
     let _ = writeln!(t, "table ip {TABLE} {{");
-    for (id, ips) in &sets {
+    for id in sets.keys() {
         let _ = writeln!(t, "\tset {} {{", set_name(id));
         let _ = writeln!(t, "\t\ttype ipv4_addr; comment \"{}\";", quote(id));
-        if !ips.is_empty() {
-            let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
-            let _ = writeln!(t, "\t\telements = {{ {} }}", list.join(", "));
-        }
         let _ = writeln!(t, "\t}}");
     }
     let mut maps: BTreeMap<Direction, Vec<String>> = BTreeMap::new();
@@ -211,7 +217,61 @@ pub fn full(model: &Model, settings: &Settings) -> String {
          \t}}"
     );
     let _ = writeln!(t, "}}");
+    Rendered {
+        structure: t,
+        sets: sets
+            .into_iter()
+            .map(|(id, ips)| (set_name(id), ips.clone()))
+            .collect(),
+    }
+}
+
+/// `add element` lines for `ips` of `set`.
+fn add_elements(t: &mut String, verb: &str, set: &str, ips: &BTreeSet<Ipv4Addr>) {
+    if ips.is_empty() {
+        return;
+    }
+    let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        t,
+        "{verb} element ip {TABLE} {set} {{ {} }}",
+        list.join(", ")
+    );
+}
+
+/// A script replacing the whole table with `rendered`.
+pub fn full(rendered: &Rendered) -> String {
+    let mut t = rendered.structure.clone();
+    for (set, ips) in &rendered.sets {
+        add_elements(&mut t, "add", set, ips);
+    }
     t
+}
+
+/// A script turning the table from `old` into `new` by changing set members
+/// only (a relabelled or new peer pod), empty when nothing changed; `None`
+/// when anything else changed, which takes a [`full`] rewrite.
+pub fn update(old: &Rendered, new: &Rendered) -> Option<String> {
+    if old.structure != new.structure {
+        return None;
+    }
+    let mut t = String::new();
+    for (set, after) in &new.sets {
+        let before = old.sets.get(set).cloned().unwrap_or_default();
+        add_elements(
+            &mut t,
+            "delete",
+            set,
+            &before.difference(after).copied().collect(),
+        );
+        add_elements(
+            &mut t,
+            "add",
+            set,
+            &after.difference(&before).copied().collect(),
+        );
+    }
+    Some(t)
 }
 
 /// Text safe inside an nft comment.
@@ -302,16 +362,19 @@ mod tests {
 
     #[test]
     fn the_table_is_replaced_whole_with_sets_chains_and_maps() {
-        let script = full(
+        let script = full(&render(
             &model(),
             &Settings {
                 dns_port: Some(10053),
             },
-        );
+        ));
         assert!(script.starts_with("table ip kite-netpol\ndelete table ip kite-netpol\n"));
         let set = set_name("default/p/ingress/0/0");
         assert!(script.contains(&format!("set {set} {{")), "{script}");
-        assert!(script.contains("elements = { 10.42.0.3 }"), "{script}");
+        assert!(
+            script.contains(&format!("add element ip kite-netpol {set} {{ 10.42.0.3 }}")),
+            "{script}"
+        );
         assert!(script.contains("elements = { 10.42.0.2 : jump ingress-10.42.0.2 }"));
         assert!(script.contains("elements = { 10.42.0.2 : jump egress-10.42.0.2 }"));
         assert!(script.contains("th dport 10053 accept"));
@@ -322,8 +385,45 @@ mod tests {
     }
 
     #[test]
+    fn a_relabelled_peer_changes_set_members_only() {
+        let settings = Settings::default();
+        let old = render(&model(), &settings);
+        let mut changed = model();
+        for pod in changed.pods.values_mut() {
+            for rule in pod.ingress.iter_mut().flatten() {
+                for peer in rule.peers.iter_mut().flatten() {
+                    if let Peer::Pods { ips, .. } = peer {
+                        *ips = ["10.42.0.4".parse().unwrap()].into();
+                    }
+                }
+            }
+        }
+        let new = render(&changed, &settings);
+        let set = set_name("default/p/ingress/0/0");
+        assert_eq!(
+            update(&old, &new).unwrap(),
+            format!(
+                "delete element ip kite-netpol {set} {{ 10.42.0.3 }}\n\
+                 add element ip kite-netpol {set} {{ 10.42.0.4 }}\n"
+            )
+        );
+        assert_eq!(update(&new, &new).unwrap(), "");
+        // Another pod selected: the structure changes, a full rewrite.
+        changed.pods.insert(
+            "10.42.0.9".parse().unwrap(),
+            crate::policy::model::PodRules::default(),
+        );
+        changed
+            .pods
+            .get_mut(&"10.42.0.9".parse().unwrap())
+            .unwrap()
+            .ingress = Some(vec![]);
+        assert_eq!(update(&new, &render(&changed, &settings)), None);
+    }
+
+    #[test]
     fn an_empty_model_still_hooks_but_maps_are_empty() {
-        let script = full(&Model::default(), &Settings::default());
+        let script = full(&render(&Model::default(), &Settings::default()));
         assert!(script.contains("map ingress-pods {\n\t\ttype ipv4_addr : verdict;\n\t}"));
         assert!(!script.contains("10053"));
         assert!(!script.contains("drop"));
