@@ -4,9 +4,10 @@ wget`), on a node whose address is on a veth of the test's own network
 namespace (as in test_services.py).
 
 Covered: a default deny isolates only the selected pods; allowing by pod
-label, by namespace label, by ipBlock with an exception, by port (and port
-range); an egress deny; relabelling a client changes the verdict; deleting
-the policy restores traffic; `--disable network-policy` removes the table."""
+label, by namespace label, by ipBlock with an exception, by port (port
+range, named port); an egress deny with a named port, the cluster DNS kept
+open; relabelling a client changes the verdict; deleting the policy
+restores traffic; `--disable network-policy` removes the table."""
 
 import os
 import subprocess
@@ -30,8 +31,8 @@ def ip(*args):
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-def _ready_pod(core, namespace, name, command, labels):
-    body = pod_spec(name, command)
+def _ready_pod(core, namespace, name, command, labels, ports=()):
+    body = pod_spec(name, command, container={"ports": list(ports)})
     body["metadata"]["labels"] = labels
     core.create_namespaced_pod(namespace, body)
 
@@ -45,6 +46,10 @@ def _ready_pod(core, namespace, name, command, labels):
 
 HTTPD = ("mkdir -p /www && echo hello-from-{name} > /www/index.html && "
          "httpd -p 8080 -h /www && exec httpd -f -p 80 -h /www")
+
+
+# Named, for the policies' named ports.
+WEB_PORTS = [{"name": "http", "containerPort": 80}, {"name": "alt", "containerPort": 8080}]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +73,8 @@ def cluster(tmp_path_factory):
 
             wait_for(sa_ready, timeout=30, what="team's default service account")
             pods = {
-                "web": _ready_pod(core, "default", "web", HTTPD.format(name="web"), {"app": "web"}),
+                "web": _ready_pod(core, "default", "web", HTTPD.format(name="web"), {"app": "web"},
+                                  ports=WEB_PORTS),
                 "open": _ready_pod(core, "default", "open", HTTPD.format(name="open"), {"app": "open"}),
                 "client": _ready_pod(core, "default", "client", "exec sleep 3600", {"role": "client"}),
                 "stranger": _ready_pod(core, "default", "stranger", "exec sleep 3600", {"role": "none"}),
@@ -181,7 +187,7 @@ def test_an_ip_block_with_an_exception(cluster):
         _delete_policies(net)
 
 
-def test_a_port_rule_allows_that_port_only(cluster):
+def test_port_rules_allow_those_ports_only(cluster):
     server, _, net, ips = cluster
     _policy(net, "allow-8080", {
         "podSelector": {"matchLabels": {"app": "web"}},
@@ -191,13 +197,23 @@ def test_a_port_rule_allows_that_port_only(cluster):
         assert _reaches(server, "client", f"http://{ips['web']}:8080/")
     finally:
         _delete_policies(net)
+    # A named port: the number is the target pod's containerPort of that name.
+    _policy(net, "allow-http", {
+        "podSelector": {"matchLabels": {"app": "web"}},
+        "ingress": [{"ports": [{"port": "http"}]}]})
+    try:
+        _expect(server, "client", f"http://{ips['web']}:8080/", allowed=False)
+        assert _reaches(server, "client", f"http://{ips['web']}/")
+    finally:
+        _delete_policies(net)
 
 
 def test_an_egress_deny_blocks_the_pods_outgoing_connections(cluster):
     server, _, net, ips = cluster
     _policy(net, "client-egress", {
         "podSelector": {"matchLabels": {"role": "client"}}, "policyTypes": ["Egress"],
-        "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 8080}]}]})
+        # "alt" is the peer's (web's) name for 8080.
+        "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": "alt"}]}]})
     try:
         _expect(server, "client", f"http://{ips['open']}/", allowed=False)
         assert _reaches(server, "client", f"http://{ips['web']}:8080/"), "the allowed peer and port"
