@@ -4,10 +4,10 @@ wget`), on a node whose address is on a veth of the test's own network
 namespace (as in test_services.py).
 
 Covered: a default deny isolates only the selected pods; allowing by pod
-label, by namespace label, by ipBlock with an exception, by port (port
-range, named port); an egress deny with a named port, the cluster DNS kept
-open; relabelling a client changes the verdict; deleting the policy
-restores traffic; `--disable network-policy` removes the table."""
+label, by namespace label, by ipBlock with an exception (an IPv6 one is
+reported by an event), by port (port range, named port); an egress deny
+with a named port, the cluster DNS kept open; relabelling a client changes
+the verdict; deleting the policy restores traffic; `--disable network-policy` removes the table."""
 
 import os
 import subprocess
@@ -182,6 +182,15 @@ def test_an_ip_block_with_an_exception(cluster):
     url = f"http://{ips['web']}/"
     try:
         _expect(server, "client", url, allowed=False)
+        assert _reaches(server, "stranger", url)
+        # An IPv6 block cannot apply to this IPv4 pod network: a Warning event says so,
+        # and the rest keeps working.
+        _policy(net, "v6-block", {
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "ingress": [{"from": [{"ipBlock": {"cidr": "fd00::/64"}}]}]})
+        wait_for(lambda: "NotEnforced" in server.kubectl(
+            "get", "events", "--field-selector", "involvedObject.name=v6-block").stdout,
+            timeout=10, what="the NotEnforced event")
         assert _reaches(server, "stranger", url)
     finally:
         _delete_policies(net)

@@ -17,13 +17,14 @@
 //! as a peer) it adds and deletes set elements; anything else rewrites the
 //! whole table; nothing changed (most pod status churn) applies nothing. The first sync replaces whatever an
 //! earlier run left; [`remove`] deletes the table when network policy is
-//! disabled. Policies it cannot enforce (IPv6 blocks, named ports on
-//! ipBlocks) are logged once each.
+//! disabled. What it cannot enforce (IPv6 blocks, named ports on ipBlocks)
+//! is logged and reported as a Warning event `NotEnforced` on the policy,
+//! once per change; the rest of the policy is enforced.
 
 pub mod model;
 pub mod ruleset;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kite_client::Informer;
 use kube::api::Api;
@@ -51,6 +52,19 @@ pub fn remove() -> std::io::Result<()> {
     kite_network::nft::apply(&ruleset::remove())
 }
 
+/// The reference an event about `policy` names.
+fn reference(policy: &NetworkPolicy) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("networking.k8s.io/v1".into()),
+        kind: Some("NetworkPolicy".into()),
+        namespace: policy.metadata.namespace.clone(),
+        name: policy.metadata.name.clone(),
+        uid: policy.metadata.uid.clone(),
+        resource_version: policy.metadata.resource_version.clone(),
+        ..ObjectReference::default()
+    }
+}
+
 /// Enforces the cluster's NetworkPolicies until the future is dropped.
 pub async fn run(config: Config) {
     let policies: Informer<NetworkPolicy> = Informer::new(Api::all(config.client.clone()));
@@ -69,6 +83,11 @@ pub async fn run(config: Config) {
         let changed = changed.clone();
         namespaces.on_change(move |_| changed.notify_one());
     }
+    let recorder = kite_client::events::Recorder::new(
+        config.client.clone(),
+        "network-policy-controller",
+        &config.node_name,
+    );
     let settings = ruleset::Settings {
         dns_port: config.dns_port,
     };
@@ -81,7 +100,7 @@ pub async fn run(config: Config) {
             pods.wait_synced().await;
             namespaces.wait_synced().await;
             let mut applied: Option<ruleset::Rendered> = None;
-            let mut warned: BTreeSet<String> = BTreeSet::new();
+            let mut warned: BTreeSet<(String, String)> = BTreeSet::new();
             loop {
                 let started = Instant::now();
                 let model = model::build(
@@ -90,8 +109,16 @@ pub async fn run(config: Config) {
                     &namespaces.list(),
                     &config.node_name,
                 );
-                for warning in model.warnings.difference(&warned) {
-                    tracing::warn!(policy = %warning, "network policy not fully enforced");
+                for (policy, what) in model.warnings.difference(&warned) {
+                    tracing::warn!(%policy, %what, "network policy not fully enforced");
+                    if let Some(object) = policies.get(policy) {
+                        recorder.publish(
+                            reference(&object),
+                            kite_client::events::WARNING,
+                            "NotEnforced",
+                            what,
+                        );
+                    }
                 }
                 warned = model.warnings.clone();
                 let rendered = ruleset::render(&model, &settings);

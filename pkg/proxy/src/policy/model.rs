@@ -112,8 +112,9 @@ pub struct PodRules {
 pub struct Model {
     /// Selected local pods by address.
     pub pods: BTreeMap<Ipv4Addr, PodRules>,
-    /// What cannot be enforced, for the log.
-    pub warnings: BTreeSet<String>,
+    /// What cannot be enforced: (policy `namespace/name`, what), for the
+    /// log and a Warning event on the policy.
+    pub warnings: BTreeSet<(String, String)>,
 }
 
 /// A pod as far as policies care.
@@ -321,7 +322,7 @@ impl Context<'_> {
         peers: Option<&[NetworkPolicyPeer]>,
         ports: Option<&[NetworkPolicyPort]>,
         target: &PodInfo,
-        warnings: &mut BTreeSet<String>,
+        warnings: &mut BTreeSet<(String, String)>,
     ) -> Vec<Rule> {
         let policy = base.rsplitn(3, '/').nth(2).unwrap_or(base);
         // Peers: `None` is anyone; for named egress ports the pods behind
@@ -334,7 +335,10 @@ impl Context<'_> {
                     match parse_block(&block.cidr, block.except.as_deref().unwrap_or_default()) {
                         Ok(peer) => out.push((peer, None)),
                         Err(text) => {
-                            warnings.insert(format!("{policy}: ipBlock {text} is not enforced"));
+                            warnings.insert((
+                                policy.to_string(),
+                                format!("ipBlock {text} is not enforced (IPv4 only)"),
+                            ));
                         }
                     }
                     continue;
@@ -422,8 +426,9 @@ impl Context<'_> {
                                     Some((id.clone(), pods.clone()))
                                 }
                                 _ => {
-                                    warnings.insert(format!(
-                                        "{policy}: named port {name} cannot apply to an ipBlock"
+                                    warnings.insert((
+                                        policy.to_string(),
+                                        format!("named port {name} cannot apply to an ipBlock"),
                                     ));
                                     None
                                 }
