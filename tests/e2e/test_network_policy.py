@@ -7,7 +7,8 @@ Covered: a default deny isolates only the selected pods; allowing by pod
 label, by namespace label, by ipBlock with an exception (an IPv6 one is
 reported by an event), by port (port range, named port); an egress deny
 with a named port, the cluster DNS kept open; relabelling a client changes
-the verdict; deleting the policy restores traffic; `--disable network-policy` removes the table."""
+the verdict; deleting the policy restores traffic; `--disable
+network-policy` removes the table."""
 
 import os
 import subprocess

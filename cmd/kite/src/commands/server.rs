@@ -253,8 +253,7 @@ async fn serve(settings: Settings) -> Result<()> {
 
 /// Starts the node's components: the kubelet (its containers outlive kite; a
 /// restarted kite adopts them), the service proxy and network policy
-/// enforcement. Each is named for
-/// `/readyz?verbose`.
+/// enforcement. Each is named for `/readyz?verbose`.
 fn spawn_agent(
     server: &kite_apiserver::Server,
     settings: &Settings,
