@@ -12,12 +12,13 @@
 //! elements only; allowed traffic `return`s from a pod's chain and the rest
 //! is dropped (as kube-router and Calico do: the client times out).
 //!
-//! Syncs are batched: changes within 30 ms become one `nft -f` transaction.
-//! When only peer sets' members changed (a pod relabelled, started or gone
-//! as a peer) it adds and deletes set elements; anything else rewrites the
-//! whole table; nothing changed (most pod status churn) applies nothing. The first sync replaces whatever an
-//! earlier run left; [`remove`] deletes the table when network policy is
-//! disabled. What it cannot enforce (IPv6 blocks, named ports on ipBlocks)
+//! Syncs are batched: changes within 30 ms become one `nft -f` transaction
+//! that touches only what changed (a peer set's elements for a relabelled
+//! pod, one pod's chain and map element for a newly selected pod, the
+//! chains of the pods a changed policy selects); nothing changed (most pod
+//! status churn) applies nothing. The first sync (and any after a failed
+//! one) rewrites the whole table, replacing whatever an earlier run left;
+//! [`remove`] deletes the table when network policy is disabled. What it cannot enforce (IPv6 blocks, named ports on ipBlocks)
 //! is logged and reported as a Warning event `NotEnforced` on the policy,
 //! once per change; the rest of the policy is enforced.
 

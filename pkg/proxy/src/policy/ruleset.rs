@@ -22,7 +22,9 @@
 //! peers include the node's address (an `ipBlock`) or that has no peers.
 //!
 //! [`full`] writes the whole table in one transaction, replacing whatever
-//! an earlier run left.
+//! an earlier run left; [`update`] turns the difference between two
+//! renderings into one transaction touching only the sets, chains and map
+//! elements that differ.
 
 use super::model::{Direction, Model, Peer, PortRange, Rule};
 use std::collections::{BTreeMap, BTreeSet};
@@ -132,66 +134,55 @@ pub fn remove() -> String {
     format!("table ip {TABLE}\ndelete table ip {TABLE}\n")
 }
 
-/// The table for one model: everything but the peer sets' members
-/// (`structure`, a script that replaces the table), and those members.
+/// The table for one model, in parts [`update`] can compare.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rendered {
-    /// The script creating the table with empty peer sets.
-    pub structure: String,
-    /// Peer set name → its addresses.
-    pub sets: BTreeMap<String, BTreeSet<Ipv4Addr>>,
+    /// The fixed part: the verdict maps (empty) and the base chains.
+    pub skeleton: String,
+    /// Peer set name → (comment, its addresses).
+    pub sets: BTreeMap<String, (String, BTreeSet<Ipv4Addr>)>,
+    /// Pod chain name → (comment, its rules).
+    pub chains: BTreeMap<String, (String, Vec<String>)>,
+    /// Verdict map elements: (map, pod address, chain jumped to).
+    pub elements: BTreeSet<(&'static str, Ipv4Addr, String)>,
 }
 
 /// Renders the table `model` asks for.
 pub fn render(model: &Model, settings: &Settings) -> Rendered {
-    let mut sets: BTreeMap<&str, &BTreeSet<Ipv4Addr>> = BTreeMap::new();
-    for pod in model.pods.values() {
-        for rule in pod.ingress.iter().chain(pod.egress.iter()).flatten() {
-            for peer in rule.peers.iter().flatten() {
-                if let Peer::Pods { id, ips } = peer {
-                    sets.insert(id, ips);
-                }
-            }
-        }
-    }
-    let mut t = remove();
-    let _ = writeln!(t, "table ip {TABLE} {{");
-    for id in sets.keys() {
-        let _ = writeln!(t, "\tset {} {{", set_name(id));
-        let _ = writeln!(t, "\t\ttype ipv4_addr; comment \"{}\";", quote(id));
-        let _ = writeln!(t, "\t}}");
-    }
-    let mut maps: BTreeMap<Direction, Vec<String>> = BTreeMap::new();
+    let mut out = Rendered {
+        skeleton: skeleton(settings),
+        ..Rendered::default()
+    };
     for (ip, pod) in &model.pods {
-        for (direction, rules) in [
-            (Direction::Ingress, &pod.ingress),
-            (Direction::Egress, &pod.egress),
+        for (direction, rules, map) in [
+            (Direction::Ingress, &pod.ingress, "ingress-pods"),
+            (Direction::Egress, &pod.egress, "egress-pods"),
         ] {
             let Some(rules) = rules else {
                 continue;
             };
-            let chain = chain_name(direction, *ip);
-            let _ = writeln!(t, "\tchain {chain} {{");
-            let _ = writeln!(t, "\t\tcomment \"{}\"", quote(&pod.pod));
-            for rule in chain_rules(direction, rules) {
-                let _ = writeln!(t, "\t\t{rule}");
+            for peer in rules.iter().flat_map(|r| r.peers.iter().flatten()) {
+                if let Peer::Pods { id, ips } = peer {
+                    out.sets.insert(set_name(id), (quote(id), ips.clone()));
+                }
             }
-            let _ = writeln!(t, "\t}}");
-            maps.entry(direction)
-                .or_default()
-                .push(format!("{ip} : jump {chain}"));
+            let chain = chain_name(direction, *ip);
+            out.chains.insert(
+                chain.clone(),
+                (quote(&pod.pod), chain_rules(direction, rules)),
+            );
+            out.elements.insert((map, *ip, chain));
         }
     }
-    for (direction, map) in [
-        (Direction::Ingress, "ingress-pods"),
-        (Direction::Egress, "egress-pods"),
-    ] {
-        let _ = writeln!(t, "\tmap {map} {{");
-        let _ = writeln!(t, "\t\ttype ipv4_addr : verdict;");
-        if let Some(elements) = maps.get(&direction) {
-            let _ = writeln!(t, "\t\telements = {{ {} }}", elements.join(", "));
-        }
-        let _ = writeln!(t, "\t}}");
+    out
+}
+
+/// The maps and base chains.
+fn skeleton(settings: &Settings) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "table ip {TABLE} {{");
+    for map in ["ingress-pods", "egress-pods"] {
+        let _ = writeln!(t, "\tmap {map} {{ type ipv4_addr : verdict; }}");
     }
     let _ = writeln!(
         t,
@@ -217,59 +208,96 @@ pub fn render(model: &Model, settings: &Settings) -> Rendered {
          \t}}"
     );
     let _ = writeln!(t, "}}");
-    Rendered {
-        structure: t,
-        sets: sets
-            .into_iter()
-            .map(|(id, ips)| (set_name(id), ips.clone()))
-            .collect(),
-    }
-}
-
-/// `add element` lines for `ips` of `set`.
-fn add_elements(t: &mut String, verb: &str, set: &str, ips: &BTreeSet<Ipv4Addr>) {
-    if ips.is_empty() {
-        return;
-    }
-    let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
-    let _ = writeln!(
-        t,
-        "{verb} element ip {TABLE} {set} {{ {} }}",
-        list.join(", ")
-    );
-}
-
-/// A script replacing the whole table with `rendered`.
-pub fn full(rendered: &Rendered) -> String {
-    let mut t = rendered.structure.clone();
-    for (set, ips) in &rendered.sets {
-        add_elements(&mut t, "add", set, ips);
-    }
     t
 }
 
-/// A script turning the table from `old` into `new` by changing set members
-/// only (a relabelled or new peer pod), empty when nothing changed; `None`
-/// when anything else changed, which takes a [`full`] rewrite.
+/// `add element`/`delete element` lines for `ips` of `set`.
+fn set_elements<'a>(
+    t: &mut String,
+    verb: &str,
+    set: &str,
+    ips: impl Iterator<Item = &'a Ipv4Addr>,
+) {
+    let list: Vec<String> = ips.map(ToString::to_string).collect();
+    if !list.is_empty() {
+        let _ = writeln!(
+            t,
+            "{verb} element ip {TABLE} {set} {{ {} }}",
+            list.join(", ")
+        );
+    }
+}
+
+/// A script replacing the whole table with `rendered` (at start and after a
+/// failed sync: nothing an earlier run left stays).
+pub fn full(rendered: &Rendered) -> String {
+    let empty = Rendered {
+        skeleton: rendered.skeleton.clone(),
+        ..Rendered::default()
+    };
+    let mut t = remove();
+    t.push_str(&rendered.skeleton);
+    t.push_str(&update(&empty, rendered).unwrap_or_default());
+    t
+}
+
+/// A script turning the table from `old` into `new`, touching only the
+/// sets, chains and map elements that differ (empty when nothing does);
+/// `None` when the fixed part changed, which takes a [`full`] rewrite.
 pub fn update(old: &Rendered, new: &Rendered) -> Option<String> {
-    if old.structure != new.structure {
+    if old.skeleton != new.skeleton {
         return None;
     }
     let mut t = String::new();
-    for (set, after) in &new.sets {
-        let before = old.sets.get(set).cloned().unwrap_or_default();
-        add_elements(
-            &mut t,
-            "delete",
-            set,
-            &before.difference(after).copied().collect(),
-        );
-        add_elements(
-            &mut t,
-            "add",
-            set,
-            &after.difference(&before).copied().collect(),
-        );
+    // Map elements out first, so nothing jumps to a chain about to go.
+    for (map, ip, _) in old.elements.difference(&new.elements) {
+        let _ = writeln!(t, "delete element ip {TABLE} {map} {{ {ip} }}");
+    }
+    for (set, (comment, after)) in &new.sets {
+        match old.sets.get(set) {
+            Some((_, before)) => {
+                set_elements(&mut t, "delete", set, before.difference(after));
+                set_elements(&mut t, "add", set, after.difference(before));
+            }
+            None => {
+                let _ = writeln!(
+                    t,
+                    "add set ip {TABLE} {set} {{ type ipv4_addr; comment \"{comment}\"; }}"
+                );
+                set_elements(&mut t, "add", set, after.iter());
+            }
+        }
+    }
+    for (chain, body) in &new.chains {
+        let before = old.chains.get(chain);
+        if before == Some(body) {
+            continue;
+        }
+        let (comment, rules) = body;
+        if before.is_none() {
+            let _ = writeln!(
+                t,
+                "add chain ip {TABLE} {chain} {{ comment \"{comment}\"; }}"
+            );
+        } else {
+            let _ = writeln!(t, "flush chain ip {TABLE} {chain}");
+        }
+        for rule in rules {
+            let _ = writeln!(t, "add rule ip {TABLE} {chain} {rule}");
+        }
+    }
+    for chain in old.chains.keys() {
+        if !new.chains.contains_key(chain) {
+            let _ = writeln!(t, "delete chain ip {TABLE} {chain}");
+        }
+    }
+    for set in old.sets.keys() {
+        if !new.sets.contains_key(set) {
+            let _ = writeln!(t, "delete set ip {TABLE} {set}");
+        }
+    }
+    for (map, ip, chain) in new.elements.difference(&old.elements) {
+        let _ = writeln!(t, "add element ip {TABLE} {map} {{ {ip} : jump {chain} }}");
     }
     Some(t)
 }
@@ -370,22 +398,30 @@ mod tests {
         ));
         assert!(script.starts_with("table ip kite-netpol\ndelete table ip kite-netpol\n"));
         let set = set_name("default/p/ingress/0/0");
-        assert!(script.contains(&format!("set {set} {{")), "{script}");
+        assert!(
+            script.contains(&format!("add set ip kite-netpol {set} {{")),
+            "{script}"
+        );
         assert!(
             script.contains(&format!("add element ip kite-netpol {set} {{ 10.42.0.3 }}")),
             "{script}"
         );
-        assert!(script.contains("elements = { 10.42.0.2 : jump ingress-10.42.0.2 }"));
-        assert!(script.contains("elements = { 10.42.0.2 : jump egress-10.42.0.2 }"));
+        let element =
+            "add element ip kite-netpol ingress-pods { 10.42.0.2 : jump ingress-10.42.0.2 }";
+        assert!(script.contains(element), "{script}");
+        assert!(script.contains(
+            "add element ip kite-netpol egress-pods { 10.42.0.2 : jump egress-10.42.0.2 }"
+        ));
         assert!(script.contains("th dport 10053 accept"));
         // Sets and chains come before what refers to them.
-        assert!(script.find(&format!("set {set}")) < script.find("chain ingress-10.42.0.2"));
-        assert!(script.find("chain ingress-10.42.0.2") < script.find("map ingress-pods"));
+        let chain = script.find("add chain ip kite-netpol ingress-10.42.0.2");
+        assert!(script.find(&format!("add set ip kite-netpol {set}")) < chain);
+        assert!(chain < script.find(element));
         assert!(script.find("map ingress-pods") < script.find("chain forward"));
     }
 
     #[test]
-    fn a_relabelled_peer_changes_set_members_only() {
+    fn updates_touch_only_the_sets_chains_and_elements_that_changed() {
         let settings = Settings::default();
         let old = render(&model(), &settings);
         let mut changed = model();
@@ -408,7 +444,7 @@ mod tests {
             )
         );
         assert_eq!(update(&new, &new).unwrap(), "");
-        // Another pod selected: the structure changes, a full rewrite.
+        // Another pod selected: its chain and map element are added, nothing else.
         changed.pods.insert(
             "10.42.0.9".parse().unwrap(),
             crate::policy::model::PodRules::default(),
@@ -418,13 +454,30 @@ mod tests {
             .get_mut(&"10.42.0.9".parse().unwrap())
             .unwrap()
             .ingress = Some(vec![]);
-        assert_eq!(update(&new, &render(&changed, &settings)), None);
+        let script = update(&new, &render(&changed, &settings)).unwrap();
+        assert_eq!(
+            script,
+            "add chain ip kite-netpol ingress-10.42.0.9 { comment \"\"; }\n\
+             add rule ip kite-netpol ingress-10.42.0.9 drop\n\
+             add element ip kite-netpol ingress-pods { 10.42.0.9 : jump ingress-10.42.0.9 }\n"
+        );
+        // And it goes again: element first, then the chain.
+        assert_eq!(
+            update(&render(&changed, &settings), &new).unwrap(),
+            "delete element ip kite-netpol ingress-pods { 10.42.0.9 }\n\
+             delete chain ip kite-netpol ingress-10.42.0.9\n"
+        );
+        // Other settings: a full rewrite.
+        let dns = Settings {
+            dns_port: Some(10053),
+        };
+        assert_eq!(update(&new, &render(&changed, &dns)), None);
     }
 
     #[test]
     fn an_empty_model_still_hooks_but_maps_are_empty() {
         let script = full(&render(&Model::default(), &Settings::default()));
-        assert!(script.contains("map ingress-pods {\n\t\ttype ipv4_addr : verdict;\n\t}"));
+        assert!(script.contains("map ingress-pods { type ipv4_addr : verdict; }"));
         assert!(!script.contains("10053"));
         assert!(!script.contains("drop"));
     }
