@@ -4,11 +4,11 @@ wget`), on a node whose address is on a veth of the test's own network
 namespace (as in test_services.py).
 
 Covered: a default deny isolates only the selected pods; allowing by pod
-label, by namespace label, by ipBlock with an exception (an IPv6 one is
-reported by an event), by port (port range, named port); an egress deny
-with a named port, the cluster DNS kept open; relabelling a client changes
-the verdict; deleting the policy restores traffic; `--disable
-network-policy` removes the table."""
+label, by namespace label (relabelling the namespace too), by ipBlock with
+an exception (an IPv6 one is reported by an event), by port (port range,
+named port); an egress deny with a named port, the cluster DNS kept open;
+relabelling a client changes the verdict; deleting the policy restores
+traffic; `--disable network-policy` removes the table."""
 
 import os
 import subprocess
@@ -163,7 +163,7 @@ def test_an_allow_by_pod_label_admits_only_the_labelled_client_and_follows_relab
 
 
 def test_a_namespace_selector_admits_a_client_of_another_namespace(cluster):
-    server, _, net, ips = cluster
+    server, core, net, ips = cluster
     _policy(net, "allow-team", {
         "podSelector": {"matchLabels": {"app": "web"}},
         "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}]})
@@ -171,7 +171,13 @@ def test_a_namespace_selector_admits_a_client_of_another_namespace(cluster):
     try:
         _expect(server, "client", url, allowed=False)
         assert _reaches(server, "remote", url, namespace="team")
+        # Relabelling the namespace changes the verdict too.
+        core.patch_namespace("team", {"metadata": {"labels": {"team": "red"}}})
+        _expect(server, "remote", url, allowed=False, namespace="team")
+        core.patch_namespace("team", {"metadata": {"labels": {"team": "blue"}}})
+        _expect(server, "remote", url, allowed=True, namespace="team")
     finally:
+        core.patch_namespace("team", {"metadata": {"labels": {"team": "blue"}}})
         _delete_policies(net)
 
 
