@@ -9,12 +9,14 @@
 //! first sync (and any failed one) rewrites the whole table.
 //!
 //! Module map: [`model`] (Services and slices → service ports with their
-//! chosen endpoints), [`ruleset`] (service ports → nft scripts).
+//! chosen endpoints), [`ruleset`] (service ports → nft scripts), [`policy`]
+//! (NetworkPolicy enforcement, a task and a table of its own).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod model;
+pub mod policy;
 pub mod ruleset;
 
 use ipnet::Ipv4Net;

@@ -252,8 +252,8 @@ async fn serve(settings: Settings) -> Result<()> {
 }
 
 /// Starts the node's components: the kubelet (its containers outlive kite; a
-/// restarted kite adopts them) and the service proxy. Each is named for
-/// `/readyz?verbose`.
+/// restarted kite adopts them), the service proxy and network policy
+/// enforcement. Each is named for `/readyz?verbose`.
 fn spawn_agent(
     server: &kite_apiserver::Server,
     settings: &Settings,
@@ -318,12 +318,34 @@ fn spawn_agent(
             ipnet::IpNet::V6(_) => None,
         },
     });
+    let network_policy = !settings
+        .args
+        .disable
+        .contains(&crate::cli::Component::NetworkPolicy);
+    let policy = network_policy.then(|| kite_proxy::policy::Config {
+        client: config.client.clone(),
+        node_name: settings.node_name.clone(),
+        dns_port: (!settings.args.disable.contains(&crate::cli::Component::Dns))
+            .then_some(DNS_PORT),
+    });
     let mut tasks = vec![(
         "kubelet",
         tokio::spawn(kite_kubelet::run(config, Some(api))),
     )];
     if let Some(proxy) = proxy {
         tasks.push(("kube-proxy", tokio::spawn(kite_proxy::run(proxy))));
+    }
+    match policy {
+        Some(policy) => tasks.push((
+            "network-policy",
+            tokio::spawn(kite_proxy::policy::run(policy)),
+        )),
+        None => {
+            // Rules of an earlier run with policies on must not linger.
+            if let Err(error) = kite_proxy::policy::remove() {
+                tracing::warn!(%error, "cannot remove the network policy table");
+            }
+        }
     }
     Ok(tasks)
 }
