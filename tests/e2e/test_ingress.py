@@ -382,3 +382,26 @@ def test_an_upgrade_is_passed_through(cluster):
     finally:
         listener.close()
 
+
+
+def test_the_controller_reports_as_ingress_in_readyz(cluster):
+    server, _, _ = cluster
+    code, body, _ = server.curl("/readyz?verbose")
+    assert code == 200 and "[+]ingress ok" in body, body
+
+
+def test_a_default_backend_takes_what_no_rule_matches(routes):
+    _, api, _ = routes
+    networking = client.NetworkingV1Api(api)
+    # Last in this file: while it exists, nothing is a 404.
+    networking.create_namespaced_ingress("default", {
+        "metadata": {"name": "fallback"},
+        "spec": {"ingressClassName": "kite",
+                 "defaultBackend": {"service": {"name": "beta", "port": {"name": "http"}}}}})
+    try:
+        wait_for(lambda: get("nobody.example")[0] == 200, timeout=20, what="default backend served")
+        assert get("nobody.example", "/foo/")[1].strip() == "hello-from-beta"
+        assert get("a.example")[1].strip() == "hello-from-alpha"  # rules still come first
+    finally:
+        networking.delete_namespaced_ingress("fallback", "default")
+    wait_for(lambda: get("nobody.example")[0] == 404, timeout=20, what="404 again")

@@ -191,3 +191,90 @@ pub fn server_config(resolver: Arc<Resolver>) -> Result<rustls::ServerConfig, ru
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use serde_json::json;
+
+    fn pem_pair(names: &[&str]) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let pair = rcgen::generate_simple_self_signed(names).unwrap();
+        (pair.cert.pem(), pair.signing_key.serialize_pem())
+    }
+
+    fn secret(cert: &str, key: &str) -> Arc<Secret> {
+        let mut secret = Secret {
+            type_: Some("kubernetes.io/tls".into()),
+            ..Default::default()
+        };
+        secret.data = Some(
+            [
+                ("tls.crt".to_string(), ByteString(cert.as_bytes().to_vec())),
+                ("tls.key".to_string(), ByteString(key.as_bytes().to_vec())),
+            ]
+            .into(),
+        );
+        Arc::new(secret)
+    }
+
+    fn ingress(tls: serde_json::Value) -> Arc<Ingress> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "a", "namespace": "web"},
+                "spec": {"ingressClassName": "kite", "tls": tls},
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn certificates_are_chosen_by_exact_name_then_one_label_wildcard() {
+        let (a_cert, a_key) = pem_pair(&["a.example"]);
+        let (w_cert, w_key) = pem_pair(&["*.wild.example"]);
+        let secrets: HashMap<String, Arc<Secret>> = [
+            ("web/a".to_string(), secret(&a_cert, &a_key)),
+            ("web/wild".to_string(), secret(&w_cert, &w_key)),
+            ("web/broken".to_string(), secret("not pem", "")),
+        ]
+        .into();
+        let certificates = Certificates::build(
+            &[ingress(json!([
+                {"hosts": ["a.example"], "secretName": "a"},
+                {"hosts": ["*.wild.example"], "secretName": "wild"},
+                {"hosts": ["broken.example"], "secretName": "broken"},
+                {"hosts": ["missing.example"], "secretName": "missing"},
+            ]))],
+            false,
+            |ns, name| secrets.get(&format!("{ns}/{name}")).cloned(),
+        );
+        let a = certificates.lookup("A.example").unwrap();
+        let w = certificates.lookup("x.wild.example").unwrap();
+        assert_ne!(a.cert[0], w.cert[0]);
+        assert!(certificates.lookup("y.x.wild.example").is_none());
+        assert!(certificates.lookup("wild.example").is_none());
+        assert!(certificates.lookup("broken.example").is_none());
+        assert!(certificates.lookup("missing.example").is_none());
+    }
+
+    #[test]
+    fn a_new_set_replaces_the_old_one_whole() {
+        let (cert, key) = pem_pair(&["a.example"]);
+        let default = certified_key(cert.as_bytes(), key.as_bytes(), "default").unwrap();
+        let resolver = Resolver::new(default);
+        assert!(resolver.snapshot().lookup("a.example").is_none());
+        let secrets = [("web/a".to_string(), secret(&cert, &key))];
+        let map: HashMap<_, _> = secrets.into();
+        resolver.set(Certificates::build(
+            &[ingress(
+                json!([{"hosts": ["a.example"], "secretName": "a"}]),
+            )],
+            false,
+            |ns, name| map.get(&format!("{ns}/{name}")).cloned(),
+        ));
+        assert!(resolver.snapshot().lookup("a.example").is_some());
+        resolver.set(Certificates::default());
+        assert!(resolver.snapshot().lookup("a.example").is_none());
+    }
+}
