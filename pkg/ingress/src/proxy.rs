@@ -456,4 +456,150 @@ mod tests {
             .unwrap();
         assert!(upgrade_protocol(&request).is_none());
     }
+
+    mod end_to_end {
+        use super::super::*;
+        use crate::backends::Backends;
+        use crate::routes::Table;
+        use http_body_util::Full;
+        use serde_json::json;
+
+        /// A backend answering with the body it read and the X-Forwarded-For it saw.
+        async fn backend() -> SocketAddr {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    tokio::spawn(async move {
+                        let service =
+                            hyper::service::service_fn(|request: Request<Incoming>| async move {
+                                let xff = request.headers().get("x-forwarded-for").cloned();
+                                let body = request.into_body().collect().await?.to_bytes();
+                                let text = format!(
+                                    "{} {}",
+                                    xff.and_then(|v| v.to_str().ok().map(str::to_string))
+                                        .unwrap_or_default(),
+                                    String::from_utf8_lossy(&body)
+                                );
+                                Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(text))))
+                            });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+            addr
+        }
+
+        fn refused() -> SocketAddr {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        }
+
+        fn slice(
+            service: &str,
+            name: &str,
+            port: u16,
+        ) -> Arc<k8s_openapi::api::discovery::v1::EndpointSlice> {
+            Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": "default",
+                                 "labels": {"kubernetes.io/service-name": service}},
+                    "addressType": "IPv4",
+                    "ports": [{"name": "http", "port": port}],
+                    "endpoints": [{"addresses": ["127.0.0.1"]}],
+                }))
+                .unwrap(),
+            )
+        }
+
+        fn service(name: &str) -> Arc<k8s_openapi::api::core::v1::Service> {
+            Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": "default"},
+                    "spec": {"ports": [{"name": "http", "port": 80}]},
+                }))
+                .unwrap(),
+            )
+        }
+
+        async fn proxy(backend: SocketAddr) -> SocketAddr {
+            let rule = |host: &str, svc: &str| {
+                json!({"host": host, "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": svc, "port": {"number": 80}}}}]}})
+            };
+            let ingress = Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": "a", "namespace": "default"},
+                    "spec": {"ingressClassName": "kite", "rules": [
+                        rule("live", "live"), rule("dead", "dead"), rule("empty", "empty")]},
+                }))
+                .unwrap(),
+            );
+            let table = Table::build(&[ingress], false);
+            let backends = Backends::build(
+                &table.backends(),
+                &[service("live"), service("dead"), service("empty")],
+                &[
+                    slice("live", "live-refused", refused().port()),
+                    slice("live", "live-ok", backend.port()),
+                    slice("dead", "dead", refused().port()),
+                ],
+            );
+            let state = Arc::new(State::default());
+            state.set(table, backends);
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(Proxy::new(state).serve_http(listener));
+            addr
+        }
+
+        async fn send(
+            client: &Client<HttpConnector, Full<Bytes>>,
+            proxy: SocketAddr,
+            host: &str,
+        ) -> (StatusCode, String) {
+            let request = Request::post(format!("http://{proxy}/x"))
+                .header(header::HOST, host)
+                .header("x-forwarded-for", "6.6.6.6")
+                .body(Full::new(Bytes::from_static(b"payload")))
+                .unwrap();
+            let response = client.request(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+
+        #[tokio::test]
+        async fn refused_endpoints_are_skipped_with_the_body_intact_and_errors_have_pages() {
+            tokio::time::timeout(Duration::from_secs(20), async {
+                let proxy = proxy(backend().await).await;
+                let client = Client::builder(TokioExecutor::new()).build_http();
+                // Round-robin starts every other request at the refusing endpoint.
+                for _ in 0..4 {
+                    assert_eq!(
+                        send(&client, proxy, "live").await,
+                        (StatusCode::OK, "127.0.0.1 payload".to_string())
+                    );
+                }
+                assert_eq!(
+                    send(&client, proxy, "dead").await.0,
+                    StatusCode::BAD_GATEWAY
+                );
+                assert_eq!(
+                    send(&client, proxy, "empty").await.0,
+                    StatusCode::SERVICE_UNAVAILABLE
+                );
+                assert_eq!(
+                    send(&client, proxy, "nobody").await.0,
+                    StatusCode::NOT_FOUND
+                );
+            })
+            .await
+            .unwrap();
+        }
+    }
 }
