@@ -61,7 +61,11 @@ pub async fn run(config: Config, listeners: Listeners) {
     let classes: Informer<IngressClass> = Informer::new(Api::all(config.client.clone()));
     let services: Informer<Service> = Informer::new(Api::all(config.client.clone()));
     let slices: Informer<EndpointSlice> = Informer::new(Api::all(config.client.clone()));
-    let secrets: Informer<Secret> = Informer::new(Api::all(config.client.clone()));
+    // Only certificates: other Secrets are neither needed nor kept in memory.
+    let secrets: Informer<Secret> = Informer::with_config(
+        Api::all(config.client.clone()),
+        kube::runtime::watcher::Config::default().fields("type=kubernetes.io/tls"),
+    );
     let changed = Arc::new(Notify::new());
     {
         let c = changed.clone();
@@ -73,12 +77,7 @@ pub async fn run(config: Config, listeners: Listeners) {
         let c = changed.clone();
         slices.on_change(move |_| c.notify_one());
         let c = changed.clone();
-        secrets.on_change(move |change| {
-            // Only certificates matter here.
-            if change.object().type_.as_deref() == Some("kubernetes.io/tls") {
-                c.notify_one();
-            }
-        });
+        secrets.on_change(move |_| c.notify_one());
     }
 
     let state = Arc::new(proxy::State::default());
