@@ -173,6 +173,16 @@ def test_an_ingress_without_a_class_is_served_by_the_default_class(cluster):
     wait_for(lambda: get("classless.example")[0] == 200, timeout=20, what="classless ingress served")
     assert get("classless.example")[1].strip() == "hello-from-beta"
     assert get("other.example")[0] == 404
+    # Moved to another class: no longer served, and the address is taken away.
+    networking = client.NetworkingV1Api(api)
+    wait_for(lambda: (networking.read_namespaced_ingress("classless", "default").status.load_balancer.ingress
+                      or [None])[0], timeout=20, what="classless ingress address")
+    networking.patch_namespaced_ingress("classless", "default", {"spec": {"ingressClassName": "nginx"}})
+    wait_for(lambda: get("classless.example")[0] == 404, timeout=20, what="classless no longer served")
+    wait_for(lambda: not networking.read_namespaced_ingress("classless", "default").status.load_balancer.ingress,
+             timeout=20, what="the address removed")
+    other = networking.read_namespaced_ingress("other-class", "default").status
+    assert other is None or other.load_balancer is None or not other.load_balancer.ingress
 
 
 def test_the_backend_sees_x_forwarded_headers(routes):

@@ -141,11 +141,16 @@ pub async fn run(config: Config, listeners: Listeners) {
                 resolver.set(tls::Certificates::build(&all, default_class, |ns, name| {
                     secrets.get(&format!("{ns}/{name}"))
                 }));
-                for ingress in all.iter().filter(|i| routes::serves(i, default_class)) {
-                    if status::is_current(ingress, config.node_ip) {
+                for ingress in &all {
+                    let served = routes::serves(ingress, default_class);
+                    let shown = status::is_current(ingress, config.node_ip);
+                    // Served and not showing the node address, or showing it
+                    // though no longer served.
+                    if served == shown {
                         continue;
                     }
-                    if let Err(error) = status::publish(&client, ingress, config.node_ip).await {
+                    let ip = served.then_some(config.node_ip);
+                    if let Err(error) = status::publish(&client, ingress, ip).await {
                         tracing::warn!(%error, ingress = ?ingress.metadata.name, "cannot set the ingress address");
                     }
                 }

@@ -1,5 +1,6 @@
 //! `status.loadBalancer` of served Ingresses: the node's address, written
-//! only when it differs from what the Ingress already shows.
+//! only when it differs from what the Ingress already shows, and taken away
+//! again from an Ingress kite stops serving (its class changed).
 
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams};
@@ -18,18 +19,22 @@ pub fn is_current(ingress: &Ingress, ip: IpAddr) -> bool {
     shown == [Some(ip.to_string().as_str())]
 }
 
-/// Sets `ingress`'s address to `ip`.
+/// Sets `ingress`'s address to `ip`, or clears it when `ip` is `None`.
 pub async fn publish(
     client: &kube::Client,
     ingress: &Ingress,
-    ip: IpAddr,
+    ip: Option<IpAddr>,
 ) -> Result<(), kube::Error> {
     let (Some(namespace), Some(name)) = (&ingress.metadata.namespace, &ingress.metadata.name)
     else {
         return Ok(());
     };
     let api: Api<Ingress> = Api::namespaced(client.clone(), namespace);
-    let patch = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}}});
+    let addresses = match ip {
+        Some(ip) => json!([{"ip": ip.to_string()}]),
+        None => json!(null),
+    };
+    let patch = json!({"status": {"loadBalancer": {"ingress": addresses}}});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map(|_| ())
