@@ -163,6 +163,8 @@ def main():
         subprocess.run(["ip", "link", "delete", UPLINK], capture_output=True)
         if nginx is not None:
             shutil.rmtree(nginx_dir, ignore_errors=True)
+        # No pods ran, so nothing is mounted under the data dir.
+        shutil.rmtree(workdir, ignore_errors=True)
     print(f"\ningress: wrk -t{THREADS} -d{DURATION}s, keep-alive, GET / (33 bytes) "
           f"(kite {os.environ.get('KITE_BIN', 'kite')})")
     print(f"{'through':>8} {'conns':>6} {'req/s':>10} {'p99 ms':>8} {'non-2xx':>8}")
