@@ -820,7 +820,7 @@ pub enum Component {
     /// Cluster DNS.
     #[value(alias = "coredns")]
     Dns,
-    /// The Ingress controller.
+    /// The Ingress controller (IngressClass `kite` on the node's ports 80 and 443).
     #[value(alias = "traefik")]
     Ingress,
     /// LoadBalancer services on the node addresses.

@@ -222,6 +222,9 @@ async fn serve(settings: Settings) -> Result<()> {
     if !args.disable_agent {
         let api = kubelet_listener(&pki, &settings).await?;
         agent = spawn_agent(&server, &settings, api).context("node agent")?;
+        if !args.disable.contains(&crate::cli::Component::Ingress) {
+            agent.push(("ingress", spawn_ingress(&server, &pki, &settings).await?));
+        }
     }
 
     tracing::info!(
@@ -412,6 +415,52 @@ async fn spawn_dns(
         config,
         kite_dns::Listeners { udp, tcp },
     )))
+}
+
+/// The ports the Ingress controller serves HTTP and HTTPS on.
+const INGRESS_PORTS: (u16, u16) = (80, 443);
+
+/// Binds the Ingress controller's ports on the node address and starts it,
+/// with a default certificate for the node's name from the cluster PKI. A
+/// port already taken leaves that half off, with a warning.
+async fn spawn_ingress(
+    server: &kite_apiserver::Server,
+    pki: &kite_pki::Pki,
+    settings: &Settings,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let bind = |port: u16| async move {
+        let address = SocketAddr::new(settings.node_ip, port);
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::warn!(%address, %error, "ingress: cannot listen (--disable traefik silences this)");
+                None
+            }
+        }
+    };
+    let listeners = kite_ingress::Listeners {
+        http: bind(INGRESS_PORTS.0).await,
+        https: bind(INGRESS_PORTS.1).await,
+    };
+    let names = vec![settings.node_name.clone()];
+    let (cert, key) = pki
+        .issue_serving_cert(&settings.node_name, &names, &[settings.node_ip], CERT_DAYS)
+        .context("ingress default certificate")?;
+    let chain = format!("{cert}{}", pki.server_ca_pem());
+    let default_certificate =
+        kite_ingress::tls::certified_key(chain.as_bytes(), key.as_bytes(), "ingress default")
+            .context("ingress default certificate")?;
+    let client = kube::Client::new(
+        server.in_process("system:kite-ingress", &["system:masters"]),
+        "default",
+    );
+    let config = kite_ingress::Config {
+        client,
+        node_ip: settings.node_ip,
+        default_certificate,
+    };
+    tracing::info!(ip = %settings.node_ip, "ingress controller listening on ports 80 and 443");
+    Ok(tokio::spawn(kite_ingress::run(config, listeners)))
 }
 
 /// The CN of the apiserver's client certificate for kubelets (kubeadm's name).
