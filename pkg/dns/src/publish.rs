@@ -79,20 +79,31 @@ pub async fn ensure(
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let wanted: Service = serde_json::from_value(service(cluster_ip, listen.port()))
         .map_err(kube::Error::SerdeError)?;
-    match services.create(&PostParams::default(), &wanted).await {
-        Ok(_) => tracing::info!(%cluster_ip, "created the kube-dns Service"),
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            let current = services.get(SERVICE).await?;
-            let ip = current.spec.as_ref().and_then(|s| s.cluster_ip.as_deref());
-            if ip != Some(cluster_ip.to_string().as_str()) {
-                tracing::warn!(
-                    existing = ?ip,
-                    %cluster_ip,
-                    "kube-system/kube-dns exists with another ClusterIP; pods' resolv.conf names --cluster-dns"
-                );
+    // Look first: creating a Service whose fixed ClusterIP is taken (by this
+    // very Service, after a restart) is refused as Invalid, not AlreadyExists.
+    let current = match services.get_opt(SERVICE).await? {
+        Some(current) => Some(current),
+        None => match services.create(&PostParams::default(), &wanted).await {
+            Ok(_) => {
+                tracing::info!(%cluster_ip, "created the kube-dns Service");
+                None
             }
+            // Another server created it meanwhile.
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                Some(services.get(SERVICE).await?)
+            }
+            Err(error) => return Err(error),
+        },
+    };
+    if let Some(current) = current {
+        let ip = current.spec.as_ref().and_then(|s| s.cluster_ip.as_deref());
+        if ip != Some(cluster_ip.to_string().as_str()) {
+            tracing::warn!(
+                existing = ?ip,
+                %cluster_ip,
+                "kube-system/kube-dns exists with another ClusterIP; pods' resolv.conf names --cluster-dns"
+            );
         }
-        Err(error) => return Err(error),
     }
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
     let mut wanted: EndpointSlice =
