@@ -15,7 +15,7 @@ import subprocess
 import pytest
 from kubernetes import client
 
-from conftest import in_own_netns, node_agent
+from conftest import node_with_uplink
 from test_kubelet import pod_spec, status_of, wait_for
 
 NODE_IP = "192.0.2.10"
@@ -34,20 +34,8 @@ def ip(*args):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if not in_own_netns():
-        pytest.fail("refusing to change links in the machine's network namespace; use tests/run.sh")
-    ip("link", "add", DUMMY, "type", "veth", "peer", "name", DUMMY + "p")
-    try:
-        ip("addr", "add", f"{NODE_IP}/24", "dev", DUMMY)
-        ip("link", "set", DUMMY, "up")
-        ip("link", "set", DUMMY + "p", "up")
-        ip("route", "add", "default", "dev", DUMMY)
-        with node_agent(tmp_path_factory, extra=["--node-ip", NODE_IP]) as (server, core):
-            yield server, core.api_client, core
-    finally:
-        subprocess.run(["ip", "link", "delete", DUMMY], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", "kite-proxy"], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", "kite-pod-network"], capture_output=True)
+    with node_with_uplink(tmp_path_factory, NODE_IP, DUMMY) as (server, core):
+        yield server, core.api_client, core
 
 
 def _query(name, qtype, server=(NODE_IP, DNS_PORT), tcp=False, source=None, timeout=8):

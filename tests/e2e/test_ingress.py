@@ -18,7 +18,7 @@ import threading
 import pytest
 from kubernetes import client
 
-from conftest import in_own_netns, node_agent
+from conftest import node_with_uplink
 from test_kubelet import pod_spec, status_of, wait_for
 
 NODE_IP = "192.0.2.10"
@@ -29,31 +29,15 @@ DIRS = ["foo", "foo/bar", "foobar", "exact"]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
 
-def ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if not in_own_netns():
-        pytest.fail("refusing to change links in the machine's network namespace; use tests/run.sh")
-    ip("link", "add", DUMMY, "type", "veth", "peer", "name", DUMMY + "p")
-    try:
-        ip("addr", "add", f"{NODE_IP}/24", "dev", DUMMY)
-        ip("link", "set", DUMMY, "up")
-        ip("link", "set", DUMMY + "p", "up")
-        ip("route", "add", "default", "dev", DUMMY)
-        with node_agent(tmp_path_factory, extra=["--node-ip", NODE_IP]) as (server, core):
-            api = core.api_client
-            for name in ("alpha", "beta"):
-                _web(core, name)
-                _service(core, name, {"app": name})
-            _service(core, "empty", {"app": "nothing"})
-            yield server, api, core
-    finally:
-        subprocess.run(["ip", "link", "delete", DUMMY], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", "kite-proxy"], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", "kite-pod-network"], capture_output=True)
+    with node_with_uplink(tmp_path_factory, NODE_IP, DUMMY) as (server, core):
+        api = core.api_client
+        for name in ("alpha", "beta"):
+            _web(core, name)
+            _service(core, name, {"app": name})
+        _service(core, "empty", {"app": "nothing"})
+        yield server, api, core
 
 
 def _web(core, name):

@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from conftest import in_own_netns, node_agent
+from conftest import node_with_uplink
 from test_kubelet import pod_spec, wait_for
 
 NODE_IP = "192.0.2.10"
@@ -26,10 +26,6 @@ DUMMY = "kite-e2e0"
 TABLE = "kite-netpol"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
-
-
-def ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 def _ready_pod(core, namespace, name, command, labels, ports=()):
@@ -55,38 +51,26 @@ WEB_PORTS = [{"name": "http", "containerPort": 80}, {"name": "alt", "containerPo
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if not in_own_netns():
-        pytest.fail("refusing to change links in the machine's network namespace; use tests/run.sh")
-    ip("link", "add", DUMMY, "type", "veth", "peer", "name", DUMMY + "p")
-    try:
-        ip("addr", "add", f"{NODE_IP}/24", "dev", DUMMY)
-        ip("link", "set", DUMMY, "up")
-        ip("link", "set", DUMMY + "p", "up")
-        ip("route", "add", "default", "dev", DUMMY)
-        with node_agent(tmp_path_factory, extra=["--node-ip", NODE_IP]) as (server, core):
-            core.create_namespace({"metadata": {"name": "team", "labels": {"team": "blue"}}})
+    with node_with_uplink(tmp_path_factory, NODE_IP, DUMMY) as (server, core):
+        core.create_namespace({"metadata": {"name": "team", "labels": {"team": "blue"}}})
 
-            def sa_ready():
-                try:
-                    return core.read_namespaced_service_account("default", "team")
-                except ApiException:
-                    return None
+        def sa_ready():
+            try:
+                return core.read_namespaced_service_account("default", "team")
+            except ApiException:
+                return None
 
-            wait_for(sa_ready, timeout=30, what="team's default service account")
-            pods = {
-                "web": _ready_pod(core, "default", "web", HTTPD.format(name="web"), {"app": "web"},
-                                  ports=WEB_PORTS),
-                "open": _ready_pod(core, "default", "open", HTTPD.format(name="open"), {"app": "open"}),
-                "client": _ready_pod(core, "default", "client", "exec sleep 3600", {"role": "client"}),
-                "stranger": _ready_pod(core, "default", "stranger", "exec sleep 3600", {"role": "none"}),
-                "remote": _ready_pod(core, "team", "remote", "exec sleep 3600", {"role": "none"}),
-            }
-            ips = {name: pod.status.pod_ip for name, pod in pods.items()}
-            yield server, core, client.NetworkingV1Api(core.api_client), ips
-    finally:
-        subprocess.run(["ip", "link", "delete", DUMMY], capture_output=True)
-        for table in ("kite-proxy", "kite-pod-network", TABLE):
-            subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
+        wait_for(sa_ready, timeout=30, what="team's default service account")
+        pods = {
+            "web": _ready_pod(core, "default", "web", HTTPD.format(name="web"), {"app": "web"},
+                              ports=WEB_PORTS),
+            "open": _ready_pod(core, "default", "open", HTTPD.format(name="open"), {"app": "open"}),
+            "client": _ready_pod(core, "default", "client", "exec sleep 3600", {"role": "client"}),
+            "stranger": _ready_pod(core, "default", "stranger", "exec sleep 3600", {"role": "none"}),
+            "remote": _ready_pod(core, "team", "remote", "exec sleep 3600", {"role": "none"}),
+        }
+        ips = {name: pod.status.pod_ip for name, pod in pods.items()}
+        yield server, core, client.NetworkingV1Api(core.api_client), ips
 
 
 def _reaches(server, client_pod, url, namespace="default"):

@@ -10,7 +10,7 @@
 //! the count so far in `batch.kubernetes.io/job-index-failure-count`, so the
 //! count survives the failed pods being removed.
 
-use crate::job::{index_of, outcome};
+use crate::job::{index_of, latest_failure, outcome};
 use crate::pod_failure_policy::{self, Action};
 use k8s_openapi::api::batch::v1::PodFailurePolicy;
 use k8s_openapi::api::core::v1::Pod;
@@ -97,17 +97,11 @@ pub fn verdict(
 /// When index `index` last failed (the latest container finish among its
 /// failed pods), for its own back-off.
 pub fn last_failure(pods: &[Arc<Pod>], index: i32) -> Option<k8s_openapi::jiff::Timestamp> {
-    pods.iter()
-        .filter(|p| index_of(p) == Some(index) && outcome(p) == Some(false))
-        .filter_map(|p| {
-            let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
-            statuses
-                .iter()
-                .filter_map(|s| s.state.as_ref()?.terminated.as_ref()?.finished_at.clone())
-                .map(|t| t.0)
-                .max()
-        })
-        .max()
+    latest_failure(
+        pods.iter()
+            .map(|p| &**p)
+            .filter(|p| index_of(p) == Some(index)),
+    )
 }
 
 #[cfg(test)]

@@ -109,6 +109,20 @@ pub fn outcome(pod: &Pod) -> Option<bool> {
     }
 }
 
+/// When the latest of the failed `pods` failed (its containers' last finish).
+pub fn latest_failure<'a>(pods: impl Iterator<Item = &'a Pod>) -> Option<Timestamp> {
+    pods.filter(|p| outcome(p) == Some(false))
+        .filter_map(|p| {
+            let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
+            statuses
+                .iter()
+                .filter_map(|s| s.state.as_ref()?.terminated.as_ref()?.finished_at.clone())
+                .map(|t| t.0)
+                .max()
+        })
+        .max()
+}
+
 fn has_finalizer(pod: &Pod) -> bool {
     pod.metadata
         .finalizers
@@ -743,18 +757,7 @@ impl Controller {
     /// The back-off still to wait before replacing failed pods, counted from the
     /// latest failure the cache shows.
     fn failure_backoff(&self, pods: &[Arc<Pod>], failed: i32) -> Duration {
-        let latest = pods
-            .iter()
-            .filter(|p| outcome(p) == Some(false))
-            .filter_map(|p| {
-                let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
-                statuses
-                    .iter()
-                    .filter_map(|s| s.state.as_ref()?.terminated.as_ref()?.finished_at.clone())
-                    .map(|t| t.0)
-                    .max()
-            })
-            .max();
+        let latest = latest_failure(pods.iter().map(|p| &**p));
         let Some(latest) = latest else {
             return Duration::ZERO;
         };

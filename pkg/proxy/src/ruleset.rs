@@ -44,13 +44,19 @@ pub struct Rendered {
 
 /// A short stable hash for chain names (FNV-1a, 64 bits, base 32).
 fn hash(text: &str) -> String {
+    short_hash(text, 8)
+}
+
+/// The first `len` (at most 12) base-32 digits of the FNV-1a hash of
+/// `text`: stable names for nftables objects.
+pub(crate) fn short_hash(text: &str, len: usize) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    (0..8)
+    (0..len.min(12))
         .map(|i| ALPHABET[((h >> (i * 5)) & 31) as usize] as char)
         .collect()
 }

@@ -41,17 +41,9 @@ pub struct Settings {
     pub dns_port: Option<u16>,
 }
 
-/// A short stable hash for set names (FNV-1a, 64 bits, base 32).
+/// A short stable hash for set names.
 fn hash(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    (0..10)
-        .map(|i| ALPHABET[((h >> (i * 5)) & 31) as usize] as char)
-        .collect()
+    crate::ruleset::short_hash(text, 10)
 }
 
 /// The name of the set holding a selector peer's addresses.
