@@ -247,7 +247,7 @@ impl Collector {
     }
 }
 
-/// Runs image collection every few minutes for the kubelet of `config`.
+/// Runs image collection at start and every few minutes for the kubelet of `config`.
 pub async fn run(config: Config) {
     let recorder = Recorder::new(config.client.clone(), "kubelet", &config.node_name);
     let node = ObjectReference {
@@ -258,8 +258,13 @@ pub async fn run(config: Config) {
     };
     let collector = std::sync::Arc::new(std::sync::Mutex::new(Collector::new(config.image_gc)));
     let mut failed_before = false;
+    // The first pass runs at start, as the kubelet's does: it records the
+    // images there are (young ones stay for `min_age`) and frees space at once
+    // on a node that booted with a full disk.
+    let mut passes = tokio::time::interval(PERIOD);
+    passes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::time::sleep(PERIOD).await;
+        passes.tick().await;
         let runtime = config.runtime.clone();
         let collector = collector.clone();
         let pass = tokio::task::spawn_blocking(move || {
