@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Scheduler throughput: pods bound per second with N fake nodes and P pending pods.
+"""Scheduler throughput: pods bound per second with N fake nodes and P pending
+pods; then a Deployment of REPLICAS pods on fake nodes, create → all bound.
 
 For each node count, a fresh `kite server` starts; the benchmark takes the
 `kube-scheduler` Lease away from it (so its scheduler stops, as it would on
@@ -12,6 +13,7 @@ Run through tests/bench/scheduler.sh (a network namespace of its own).
 
 import concurrent.futures
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -20,12 +22,14 @@ import tempfile
 import threading
 import time
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
 
 KITE = os.environ.get("KITE_BIN", "target/release/kite")
 PODS = int(os.environ.get("PODS", "10000"))
 NODE_COUNTS = [int(n) for n in os.environ.get("NODES", "100,1000").split(",")]
 PORT = 6443
+REPLICAS = int(os.environ.get("REPLICAS", "1000"))
+DEPLOYMENT_NODES = int(os.environ.get("DEPLOYMENT_NODES", "100"))
 
 
 def now():
@@ -86,6 +90,83 @@ def take_lease(coord):
             time.sleep(0.2)
 
 
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def watch_binds(core, rv, count):
+    """When each of `count` pods was first seen bound, from a pod watch read
+    as raw JSON lines: decoding whole V1Pod models in Python is slower than
+    kite binds, and the benchmark would measure the client instead."""
+    seen = set()
+    bound_at = []
+    resp = core.list_namespaced_pod("default", watch=True, resource_version=rv, timeout_seconds=600,
+                                    allow_watch_bookmarks=False, _preload_content=False)
+    buffer = b""
+    for chunk in resp.stream(65536):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if not line:
+                continue
+            obj = json.loads(line)["object"]
+            name = obj["metadata"]["name"]
+            if obj.get("spec", {}).get("nodeName") and name not in seen:
+                seen.add(name)
+                bound_at.append(time.monotonic())
+        if len(seen) >= count:
+            resp.release_conn()
+            break
+    return bound_at
+
+
+def make_nodes(core, count):
+    def node(i):
+        name = f"bench-{i:04d}"
+        core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}})
+        core.patch_node_status(name, {"status": {
+            "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
+            "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True"}]}})
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(node, range(count)))
+
+
+def run_deployment(node_count, replicas):
+    """A Deployment of `replicas` on `node_count` fake nodes: create → all bound."""
+    workdir = tempfile.mkdtemp(prefix="kite-bench-deploy-")
+    proc = start(workdir)
+    try:
+        api = client_for(workdir)
+        wait_api(api)
+        core = client.CoreV1Api(api)
+        make_nodes(core, node_count)
+        rv = core.list_namespaced_pod("default", limit=1).metadata.resource_version
+        started = time.monotonic()
+        client.AppsV1Api(api).create_namespaced_deployment("default", {
+            "metadata": {"name": "big"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "big"}},
+                     "template": {"metadata": {"labels": {"app": "big"}}, "spec": {"containers": [
+                         {"name": "c", "image": "busybox",
+                          "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}}}]}}}})
+        bound_at = watch_binds(core, rv, replicas)
+        return {"nodes": node_count, "replicas": len(bound_at), "took": bound_at[-1] - started,
+                "rss": rss_mib(proc.pid)}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def run(node_count):
     workdir = tempfile.mkdtemp(prefix="kite-bench-sched-")
     proc = start(workdir)
@@ -106,43 +187,23 @@ def run(node_count):
         # Longer than the renew deadline: kite's scheduler has now stopped.
         time.sleep(11)
 
-        def node(i):
-            name = f"bench-{i:04d}"
-            core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}})
-            core.patch_node_status(name, {"status": {
-                "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
-                "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"},
-                "conditions": [{"type": "Ready", "status": "True"}]}})
-
         def pod(i):
             core.create_namespaced_pod("default", {"metadata": {"name": f"p-{i:05d}"}, "spec": {
                 "containers": [{"name": "c", "image": "busybox",
                                 "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}}}]}})
 
+        make_nodes(core, node_count)
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            list(pool.map(node, range(node_count)))
             list(pool.map(pod, range(PODS)))
 
-        bound_at = []
-        w = watch.Watch()
         rv = core.list_namespaced_pod("default", limit=1).metadata.resource_version
         stop.set()
         keeper.join()
         released = time.monotonic()
         coord.delete_namespaced_lease("kube-scheduler", "kube-system")
-        seen = set()
-        for event in w.stream(core.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=600):
-            pod_obj = event["object"]
-            if pod_obj.spec.node_name and pod_obj.metadata.name not in seen:
-                seen.add(pod_obj.metadata.name)
-                bound_at.append(time.monotonic())
-                if len(seen) == PODS:
-                    w.stop()
-        rss = 0.0
-        with open(f"/proc/{proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) / 1024
+        bound_at = watch_binds(core, rv, PODS)
+        seen = bound_at
+        rss = rss_mib(proc.pid)
         span = bound_at[-1] - bound_at[0]
         return {
             "nodes": node_count,
@@ -167,6 +228,12 @@ def main():
     print("|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['nodes']} | {r['pods']} | {r['release_to_last']:.1f} s | {r['rate']:.0f} | {r['rss']:.0f} MiB |")
+    if REPLICAS:
+        d = run_deployment(DEPLOYMENT_NODES, REPLICAS)
+        print()
+        print("| Deployment replicas | nodes | create → all bound | RSS after |")
+        print("|---:|---:|---:|---:|")
+        print(f"| {d['replicas']} | {d['nodes']} | {d['took']:.2f} s | {d['rss']:.0f} MiB |")
     return 0
 
 
