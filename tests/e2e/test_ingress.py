@@ -361,6 +361,9 @@ def test_an_upgrade_is_passed_through(cluster):
         _ingress(api, "echo", [("echo.example", [_path("/", "echo")])])
         # A plain request reaches the backend, which refuses it with 400.
         wait_for(lambda: get("echo.example")[0] == 400, timeout=20, what="echo route")
+        # The backend closes each connection after its answer without saying
+        # so; the ingress must not answer 502 when it reuses one just closed.
+        assert [get("echo.example")[0] for _ in range(30)] == [400] * 30
         with socket.create_connection((NODE_IP, 80), timeout=10) as s:
             s.sendall(b"GET /ws HTTP/1.1\r\nHost: echo.example\r\nConnection: Upgrade\r\n"
                       b"Upgrade: echo\r\n\r\n")

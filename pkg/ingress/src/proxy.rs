@@ -216,7 +216,12 @@ impl Proxy {
         let body = SharedBody::new(body);
 
         let mut last_error = None;
-        for endpoint in endpoints {
+        // A pooled connection the endpoint closed just as it was reused fails
+        // the request before the endpoint could act on it: an idempotent
+        // request is sent once more (on a fresh connection), as nginx does.
+        let mut retried = !idempotent(&parts.method);
+        let mut attempts = endpoints.into_iter().peekable();
+        while let Some(&endpoint) = attempts.peek() {
             let Ok(uri) = Uri::try_from(format!("http://{endpoint}{path}")) else {
                 return error_page(StatusCode::BAD_REQUEST, "the request path is invalid");
             };
@@ -230,6 +235,11 @@ impl Proxy {
                 Err(error) if error.is_connect() && !body.was_read() => {
                     tracing::debug!(%endpoint, %error, "ingress: endpoint refused; trying the next");
                     last_error = Some(error);
+                    attempts.next();
+                }
+                Err(error) if !retried && !body.was_read() => {
+                    tracing::debug!(%endpoint, %error, "ingress: endpoint failed; retrying once");
+                    retried = true;
                 }
                 Err(error) => {
                     tracing::debug!(%endpoint, %error, "ingress: endpoint failed");
@@ -274,6 +284,20 @@ fn respond(
     }
     strip_hop_by_hop(response.headers_mut());
     response.map(|body| body.boxed())
+}
+
+/// Methods a repeated request does no harm with (RFC 9110, 9.2.2).
+fn idempotent(method: &hyper::Method) -> bool {
+    use hyper::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
 }
 
 /// The protocol a request asks to upgrade to (HTTP/1.1 `Connection: upgrade`).
