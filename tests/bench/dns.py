@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../e2e"))
-from conftest import KiteServer  # noqa: E402
+from conftest import KiteServer, add_uplink, remove_uplink  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 
 SERVICES = int(os.environ.get("SERVICES", "1000"))
@@ -36,10 +36,6 @@ UPLINK = "kite-bench0"
 KITE_DNS_PORT = 10053  # where kite's DNS listens on the node address
 UNBOUND_PORT, DNSMASQ_PORT = 5301, 5302
 DOMAIN = "svc.cluster.local"
-
-
-def ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 def dnsperf(port, queries):
@@ -69,16 +65,12 @@ def wait_answer(port, name, timeout=30):
 
 
 def main():
-    ip("link", "add", UPLINK, "type", "veth", "peer", "name", UPLINK + "p")
     workdir = tempfile.mkdtemp(prefix="kite-bench-dns-")
     server = KiteServer(workdir)
     others = []
     rows = []
     try:
-        ip("addr", "add", f"{NODE_IP}/24", "dev", UPLINK)
-        ip("link", "set", UPLINK, "up")
-        ip("link", "set", UPLINK + "p", "up")
-        ip("route", "add", "default", "dev", UPLINK)
+        add_uplink(NODE_IP, UPLINK)
         server.start(extra=["--node-ip", NODE_IP])
         api = config.new_client_from_config(config_file=server.kubeconfig)
         api.configuration.connection_pool_maxsize = 32
@@ -144,8 +136,7 @@ def main():
             proc.terminate()
             proc.wait(10)
         server.stop()
-        subprocess.run(["nft", "delete", "table", "ip", "kite-proxy"], capture_output=True)
-        subprocess.run(["ip", "link", "delete", UPLINK], capture_output=True)
+        remove_uplink(UPLINK)
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nDNS A queries for {SERVICES} Service names, dnsperf -c {CLIENTS} -T 2, {SECONDS} s each")
     print(f"{'server':<22} {'queries/s':>10} {'avg ms':>8} {'lost %':>7}")

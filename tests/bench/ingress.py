@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../e2e"))
-from conftest import KiteServer, restore_cgroup_mounts  # noqa: E402
+from conftest import KiteServer, restore_cgroup_mounts, add_uplink, remove_uplink  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 
 NODE_IP = "192.0.2.10"
@@ -67,10 +67,6 @@ http {{
 """
 
 
-def ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
 def start_nginx(directory):
     os.makedirs(os.path.join(directory, "www"), mode=0o755)
     with open(os.path.join(directory, "www", "index.html"), "w") as f:
@@ -110,17 +106,13 @@ def wrk(url, connections):
 
 def main():
     restore_cgroup_mounts()
-    ip("link", "add", UPLINK, "type", "veth", "peer", "name", UPLINK + "p")
     workdir = tempfile.mkdtemp(prefix="kite-bench-ingress-")
     server = KiteServer(workdir)
     server.agent = True
     nginx = None
     rows = []
     try:
-        ip("addr", "add", f"{NODE_IP}/24", "dev", UPLINK)
-        ip("link", "set", UPLINK, "up")
-        ip("link", "set", UPLINK + "p", "up")
-        ip("route", "add", "default", "dev", UPLINK)
+        add_uplink(NODE_IP, UPLINK)
         # nginx's workers run unprivileged: their files live apart, readable.
         nginx_dir = tempfile.mkdtemp(prefix="kite-bench-nginx-")
         os.chmod(nginx_dir, 0o755)
@@ -158,9 +150,7 @@ def main():
             except subprocess.TimeoutExpired:
                 nginx.kill()
                 nginx.wait()
-        subprocess.run(["nft", "delete", "table", "ip", "kite-proxy"], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", "kite-pod-network"], capture_output=True)
-        subprocess.run(["ip", "link", "delete", UPLINK], capture_output=True)
+        remove_uplink(UPLINK)
         if nginx is not None:
             shutil.rmtree(nginx_dir, ignore_errors=True)
         # No pods ran, so nothing is mounted under the data dir.

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../e2e"))
-from conftest import node_agent  # noqa: E402
+from conftest import node_agent, add_uplink, remove_uplink  # noqa: E402
 from kubernetes import client  # noqa: E402
 
 SIZES = [int(n) for n in os.environ.get("PEERS", "0,1000").split(",")]
@@ -37,10 +37,6 @@ UPLINK = "kite-bench0"
 class Tmp:
     def mktemp(self, name):
         return tempfile.mkdtemp(prefix=f"kite-bench-{name}-")
-
-
-def ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 def nft(*args):
@@ -70,11 +66,7 @@ def fake_peers(core, count):
 
 
 def main():
-    ip("link", "add", UPLINK, "type", "veth", "peer", "name", UPLINK + "p")
-    ip("addr", "add", f"{NODE_IP}/24", "dev", UPLINK)
-    ip("link", "set", UPLINK, "up")
-    ip("link", "set", UPLINK + "p", "up")
-    ip("route", "add", "default", "dev", UPLINK)
+    add_uplink(NODE_IP, UPLINK)
     rows = []
     try:
         for size in SIZES:
@@ -113,9 +105,7 @@ def main():
                                                      chain).returncode != 0))
                 rows.append((size, creates, deletes, relabels))
     finally:
-        subprocess.run(["ip", "link", "delete", UPLINK], capture_output=True)
-        for table in ("kite-proxy", "kite-pod-network", "kite-netpol"):
-            nft("delete", "table", "ip", table)
+        remove_uplink(UPLINK)
 
     def ms(values):
         if not values:

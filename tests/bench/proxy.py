@@ -25,7 +25,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../e2e"))
-from conftest import KiteServer, restore_cgroup_mounts  # noqa: E402
+from conftest import KiteServer, restore_cgroup_mounts, add_uplink, remove_uplink  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 
 SIZES = [int(n) for n in os.environ.get("SERVICES", "1000,10000").split(",")]
@@ -33,10 +33,6 @@ CHANGES = int(os.environ.get("CHANGES", "20"))
 NODE_IP = "192.0.2.10"
 UPLINK = "kite-bench0"
 PORT_A, PORT_B = 18081, 18082
-
-
-def ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 def listener(port, answer):
@@ -113,16 +109,12 @@ def percentile(values, p):
 
 def main():
     restore_cgroup_mounts()
-    ip("link", "add", UPLINK, "type", "veth", "peer", "name", UPLINK + "p")
     workdir = tempfile.mkdtemp(prefix="kite-bench-proxy-")
     server = KiteServer(workdir)
     server.agent = True
     rows = []
     try:
-        ip("addr", "add", f"{NODE_IP}/24", "dev", UPLINK)
-        ip("link", "set", UPLINK, "up")
-        ip("link", "set", UPLINK + "p", "up")
-        ip("route", "add", "default", "dev", UPLINK)
+        add_uplink(NODE_IP, UPLINK)
         listener(PORT_A, b"A")
         listener(PORT_B, b"B")
         extra = ["--node-ip", NODE_IP, "--disable", "coredns", "--disable", "servicelb"]
@@ -164,11 +156,9 @@ def main():
                          rebuild, setup))
     finally:
         server.stop()
-        subprocess.run(["nft", "delete", "table", "ip", "kite-proxy"], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", "kite-pod-network"], capture_output=True)
-        subprocess.run(["ip", "link", "delete", UPLINK], capture_output=True)
+        remove_uplink(UPLINK)
     print(f"\nservice proxy, {CHANGES} one-endpoint changes per size "
-          f"(kite {os.path.basename(os.environ.get('KITE_BIN', 'kite'))} build)")
+          f"({os.path.basename(os.path.dirname(os.environ.get('KITE_BIN', 'debug/kite')))} build)")
     print(f"{'services':>9} {'change p50 ms':>14} {'change p99 ms':>14} "
           f"{'restart→live s':>15} {'create all s':>13}")
     for size, p50, p99, rebuild, setup in rows:

@@ -328,31 +328,40 @@ def node_agent(tmp_path_factory, extra=()):
     assert leaked == [], leaked
 
 
-@contextlib.contextmanager
-def node_with_uplink(tmp_path_factory, node_ip, link, extra=()):
-    """`node_agent` with a node address of its own: `node_ip` on a veth `link`
-    of the test's namespace, with the namespace's default route on it. The far
-    end has no address, so anything routed there waits for an ARP answer that
-    never comes: nothing leaves the namespace. The link and kite's nftables
-    tables go afterwards."""
-    if not in_own_netns():
-        pytest.fail("refusing to change links in the machine's network namespace; use tests/run.sh")
-
+def add_uplink(node_ip, link):
+    """A node address of its own: `node_ip` on a veth `link` of this network
+    namespace, with the namespace's default route on it. The far end has no
+    address, so anything routed there waits for an ARP answer that never
+    comes: nothing leaves the namespace."""
     def ip(*args):
         subprocess.run(["ip", *args], check=True, capture_output=True)
 
     ip("link", "add", link, "type", "veth", "peer", "name", link + "p")
+    ip("addr", "add", f"{node_ip}/24", "dev", link)
+    ip("link", "set", link, "up")
+    ip("link", "set", link + "p", "up")
+    ip("route", "add", "default", "dev", link)
+
+
+def remove_uplink(link):
+    """Undoes `add_uplink` and removes kite's nftables tables."""
+    subprocess.run(["ip", "link", "delete", link], capture_output=True)
+    for table in ("kite-proxy", "kite-pod-network", "kite-netpol"):
+        subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
+
+
+@contextlib.contextmanager
+def node_with_uplink(tmp_path_factory, node_ip, link, extra=()):
+    """`node_agent` on a node address of its own (see `add_uplink`); the link
+    and kite's nftables tables go afterwards."""
+    if not in_own_netns():
+        pytest.fail("refusing to change links in the machine's network namespace; use tests/run.sh")
     try:
-        ip("addr", "add", f"{node_ip}/24", "dev", link)
-        ip("link", "set", link, "up")
-        ip("link", "set", link + "p", "up")
-        ip("route", "add", "default", "dev", link)
+        add_uplink(node_ip, link)
         with node_agent(tmp_path_factory, extra=["--node-ip", node_ip, *extra]) as value:
             yield value
     finally:
-        subprocess.run(["ip", "link", "delete", link], capture_output=True)
-        for table in ("kite-proxy", "kite-pod-network", "kite-netpol"):
-            subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
+        remove_uplink(link)
 
 
 def restore_cgroup_mounts():

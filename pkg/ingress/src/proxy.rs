@@ -93,15 +93,7 @@ impl Proxy {
     /// Serves plain HTTP on `listener` until the future is dropped.
     pub async fn serve_http(self, listener: TcpListener) {
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::debug!(%error, "ingress: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
+            let (stream, peer) = accept(&listener).await;
             let proxy = self.clone();
             tokio::spawn(async move {
                 proxy
@@ -115,15 +107,7 @@ impl Proxy {
     pub async fn serve_https(self, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::debug!(%error, "ingress: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
+            let (stream, peer) = accept(&listener).await;
             let proxy = self.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
@@ -254,6 +238,23 @@ impl Proxy {
             StatusCode::BAD_GATEWAY,
             "no endpoint accepted the connection",
         )
+    }
+}
+
+/// The next connection on `listener`, with Nagle off; failed accepts (out of
+/// file descriptors, a connection reset in the backlog) are waited out.
+async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "ingress: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 
