@@ -11,7 +11,8 @@
 //! IPAM and veth handling here stay as they are.
 //!
 //! Module map: [`ipam`] (addresses), [`links`] (netlink: bridge, veth, eth0),
-//! [`masquerade`] (the nftables NAT table), [`nft`] (applying nft scripts).
+//! [`masquerade`] (the nftables NAT table), [`nft`] (applying nft scripts),
+//! [`nfnetlink`] (nftables transactions without the `nft` binary).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -19,6 +20,7 @@
 pub mod ipam;
 pub mod links;
 pub mod masquerade;
+pub mod nfnetlink;
 pub mod nft;
 
 use ipnet::Ipv4Net;
