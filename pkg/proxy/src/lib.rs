@@ -5,16 +5,18 @@
 //! refuse connections at once.
 //!
 //! Syncs are batched: changes arriving within a short window become one
-//! `nft` transaction that rewrites only the service ports that changed. The
-//! first sync (and any failed one) rewrites the whole table.
+//! transaction, sent straight to the kernel, that rewrites only the service
+//! ports that changed. The first sync (and any failed one) rewrites the whole
+//! table with `nft`.
 //!
-//! Module map: [`model`] (Services and slices → service ports with their
-//! chosen endpoints), [`ruleset`] (service ports → nft scripts), [`policy`]
+//! Module map: [`changes`] (which Services a sync must recompute),
+//! [`model`] (Services and slices → service ports with their chosen endpoints), [`ruleset`] (service ports → nft scripts), [`policy`]
 //! (NetworkPolicy enforcement, a task and a table of its own).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod changes;
 pub mod model;
 pub mod policy;
 pub mod ruleset;
@@ -24,7 +26,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kite_client::Informer;
 use kube::api::Api;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -54,18 +56,36 @@ fn bridged_traffic_filtered() -> bool {
     }
 }
 
+/// The rendered rules of each Service (`namespace/name`), by service port ID.
+type Applied = HashMap<String, BTreeMap<String, ruleset::Rendered>>;
+
+/// What a successful sync wrote.
+enum Synced {
+    /// The whole table.
+    Everything(Applied),
+    /// The rules of these Services (none: the Service is gone).
+    Changed(Applied),
+}
+
 /// Runs the proxy until the future is dropped.
 pub async fn run(config: Config) {
     let services: Informer<Service> = Informer::new(Api::all(config.client.clone()));
     let slices: Informer<EndpointSlice> = Informer::new(Api::all(config.client.clone()));
-    let changed = Arc::new(Notify::new());
+    let wake = Arc::new(Notify::new());
+    let changed = Arc::new(changes::Changed::default());
     {
-        let changed = changed.clone();
-        services.on_change(move |_| changed.notify_one());
+        let (wake, changed) = (wake.clone(), changed.clone());
+        services.on_change(move |change| {
+            changed.service(change);
+            wake.notify_one();
+        });
     }
     {
-        let changed = changed.clone();
-        slices.on_change(move |_| changed.notify_one());
+        let (wake, changed) = (wake.clone(), changed.clone());
+        slices.on_change(move |change| {
+            changed.slice(change);
+            wake.notify_one();
+        });
     }
     let masquerade_all = !bridged_traffic_filtered();
     if masquerade_all {
@@ -83,47 +103,158 @@ pub async fn run(config: Config) {
         async move {
             services.wait_synced().await;
             slices.wait_synced().await;
-            let mut applied: Option<BTreeMap<String, ruleset::Rendered>> = None;
+            let mut applied: Option<Applied> = None;
             loop {
                 let started = Instant::now();
-                let ports =
-                    model::all_service_ports(&services.list(), &slices.list(), &config.node_name);
-                let rendered: BTreeMap<String, ruleset::Rendered> = ports
-                    .iter()
-                    .map(|(id, port)| (id.clone(), ruleset::render(port, &settings)))
-                    .collect();
-                let script = match &applied {
-                    Some(old) => ruleset::update(old, &rendered),
-                    None => ruleset::full(&rendered),
+                let keys = changed.take();
+                let result = match &applied {
+                    Some(old) => {
+                        let (before, after) =
+                            recompute(old, &keys, &services, &slices, &config, &settings);
+                        let ops = ruleset::update(&flatten(&before), &flatten(&after));
+                        let result = if ops.is_empty() {
+                            Ok(())
+                        } else {
+                            let batch = ruleset::batch(&ops);
+                            joined(tokio::task::spawn_blocking(move || batch.commit()).await)
+                        };
+                        result.map(|()| (Synced::Changed(after), ops.len()))
+                    }
+                    None => {
+                        let all = everything(&services, &slices, &config, &settings);
+                        let script = ruleset::full(&flatten(&all));
+                        joined(
+                            tokio::task::spawn_blocking(move || kite_network::nft::apply(&script))
+                                .await,
+                        )
+                        .map(|()| (Synced::Everything(all), usize::MAX))
+                    }
                 };
-                if script.is_empty() {
-                    applied = Some(rendered);
-                } else {
-                    let result =
-                        tokio::task::spawn_blocking(move || kite_network::nft::apply(&script))
-                            .await
-                            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-                    match result {
-                        Ok(()) => {
+                match result {
+                    Ok((synced, commands)) => {
+                        if commands > 0 {
                             tracing::debug!(
-                                ports = rendered.len(),
+                                services = keys.len(),
+                                commands,
                                 took = ?started.elapsed(),
                                 "service rules synced"
                             );
-                            applied = Some(rendered);
                         }
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot sync the service rules; rewriting the table next");
-                            applied = None;
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            continue;
-                        }
+                        applied = Some(match synced {
+                            Synced::Everything(all) => all,
+                            Synced::Changed(after) => {
+                                let mut next = applied.take().unwrap_or_default();
+                                for (key, ports) in after {
+                                    if ports.is_empty() {
+                                        next.remove(&key);
+                                    } else {
+                                        next.insert(key, ports);
+                                    }
+                                }
+                                next
+                            }
+                        });
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot sync the service rules; rewriting the table next");
+                        applied = None;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
                     }
                 }
-                changed.notified().await;
+                wake.notified().await;
                 tokio::time::sleep(BATCH).await;
             }
         }
     };
     tokio::join!(services.run(), slices.run(), sync);
+}
+
+fn joined(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    result.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+}
+
+/// The rules of `service` with its `slices`.
+fn rules_of(
+    service: &Service,
+    slices: &[&EndpointSlice],
+    config: &Config,
+    settings: &ruleset::Settings,
+) -> BTreeMap<String, ruleset::Rendered> {
+    model::service_ports(service, slices, &config.node_name)
+        .into_iter()
+        .map(|port| {
+            let rendered = ruleset::render(&port, settings);
+            (port.id, rendered)
+        })
+        .collect()
+}
+
+/// Every Service's rules (the first sync and any after a failure).
+fn everything(
+    services: &Informer<Service>,
+    slices: &Informer<EndpointSlice>,
+    config: &Config,
+    settings: &ruleset::Settings,
+) -> Applied {
+    let slices = slices.list();
+    let mut by_service: HashMap<String, Vec<&EndpointSlice>> = HashMap::new();
+    for slice in &slices {
+        if let Some(key) = changes::service_of(slice) {
+            by_service.entry(key).or_default().push(slice);
+        }
+    }
+    services
+        .list()
+        .iter()
+        .filter_map(|service| {
+            let key = kite_client::key_of(&service.metadata);
+            let slices = by_service.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let rules = rules_of(service, slices, config, settings);
+            (!rules.is_empty()).then_some((key, rules))
+        })
+        .collect()
+}
+
+/// The applied and the current rules of the Services in `keys`.
+fn recompute(
+    applied: &Applied,
+    keys: &HashSet<String>,
+    services: &Informer<Service>,
+    slices: &Informer<EndpointSlice>,
+    config: &Config,
+    settings: &ruleset::Settings,
+) -> (Applied, Applied) {
+    if keys.is_empty() {
+        return Default::default();
+    }
+    let slices = slices.filter(|s| changes::service_of(s).is_some_and(|k| keys.contains(&k)));
+    let mut before = Applied::new();
+    let mut after = Applied::new();
+    for key in keys {
+        if let Some(old) = applied.get(key) {
+            before.insert(key.clone(), old.clone());
+        }
+        let rules = match services.get(key) {
+            Some(service) => {
+                let mine: Vec<&EndpointSlice> = slices
+                    .iter()
+                    .filter(|s| changes::service_of(s).as_ref() == Some(key))
+                    .map(|s| s.as_ref())
+                    .collect();
+                rules_of(&service, &mine, config, settings)
+            }
+            None => BTreeMap::new(),
+        };
+        after.insert(key.clone(), rules);
+    }
+    (before, after)
+}
+
+/// Every service port's rules, by port ID (unique across Services).
+fn flatten(applied: &Applied) -> BTreeMap<String, ruleset::Rendered> {
+    applied
+        .values()
+        .flat_map(|ports| ports.iter().map(|(id, r)| (id.clone(), r.clone())))
+        .collect()
 }

@@ -7,7 +7,6 @@
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 /// A transport protocol nftables matches on.
@@ -37,6 +36,15 @@ impl Protocol {
             Self::Tcp => "tcp",
             Self::Udp => "udp",
             Self::Sctp => "sctp",
+        }
+    }
+
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Tcp => 6,
+            Self::Udp => 17,
+            Self::Sctp => 132,
         }
     }
 }
@@ -240,42 +248,6 @@ fn choose(candidates: &[Candidate], local_only: bool) -> Vec<Endpoint> {
     chosen.sort();
     chosen.dedup();
     chosen
-}
-
-/// Every service port of the cluster, keyed by ID.
-pub fn all_service_ports(
-    services: &[std::sync::Arc<Service>],
-    slices: &[std::sync::Arc<EndpointSlice>],
-    node_name: &str,
-) -> BTreeMap<String, ServicePort> {
-    let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in slices {
-        let Some(service) = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("kubernetes.io/service-name"))
-        else {
-            continue;
-        };
-        let namespace = slice.metadata.namespace.clone().unwrap_or_default();
-        by_service
-            .entry((namespace, service.clone()))
-            .or_default()
-            .push(slice);
-    }
-    let mut out = BTreeMap::new();
-    for service in services {
-        let key = (
-            service.metadata.namespace.clone().unwrap_or_default(),
-            service.metadata.name.clone().unwrap_or_default(),
-        );
-        let slices = by_service.get(&key).map(Vec::as_slice).unwrap_or_default();
-        for port in service_ports(service, slices, node_name) {
-            out.insert(port.id.clone(), port);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
