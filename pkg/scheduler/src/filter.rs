@@ -82,12 +82,15 @@ fn node_unschedulable(facts: &PodFacts<'_>, node: &NodeInfo) -> Result<(), Rejec
         .as_ref()
         .and_then(|s| s.unschedulable)
         .unwrap_or(false);
+    if !unschedulable {
+        return Ok(());
+    }
     let taint = Taint {
         key: "node.kubernetes.io/unschedulable".into(),
         effect: "NoSchedule".into(),
         ..Default::default()
     };
-    if unschedulable && !tolerated(facts.tolerations(), &taint) {
+    if !tolerated(facts.tolerations(), &taint) {
         return Err(Rejection::unresolvable("node(s) were unschedulable"));
     }
     Ok(())

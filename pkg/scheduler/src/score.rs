@@ -7,6 +7,7 @@
 
 use crate::filter::{PodFacts, term_matches};
 use crate::node_info::NodeInfo;
+use k8s_openapi::api::core::v1::Toleration;
 use kite_api::taints::tolerates;
 use std::collections::BTreeMap;
 
@@ -24,9 +25,10 @@ pub fn score(facts: &PodFacts<'_>, nodes: &[&NodeInfo]) -> Vec<i64> {
     for (total, s) in totals.iter_mut().zip(normalize(&affinity, false)) {
         *total += 2 * s;
     }
+    let tolerations = prefer_no_schedule_tolerations(facts);
     let taints: Vec<i64> = nodes
         .iter()
-        .map(|n| intolerable_prefer_no_schedule(facts, n))
+        .map(|n| count_intolerable(&tolerations, n))
         .collect();
     for (total, s) in totals.iter_mut().zip(normalize(&taints, true)) {
         *total += 3 * s;
@@ -77,16 +79,13 @@ pub fn least_allocated(facts: &PodFacts<'_>, node: &NodeInfo) -> i64 {
 
 /// BalancedAllocation: the closer cpu and memory fractions are to each other, the better.
 pub fn balanced_allocation(facts: &PodFacts<'_>, node: &NodeInfo) -> i64 {
-    let fractions: Vec<f64> = usage_after(facts, node)
-        .iter()
-        .map(|&(requested, capacity)| {
-            if capacity <= 0 {
-                1.0
-            } else {
-                (requested as f64 / capacity as f64).min(1.0)
-            }
-        })
-        .collect();
+    let fractions = usage_after(facts, node).map(|(requested, capacity)| {
+        if capacity <= 0 {
+            1.0
+        } else {
+            (requested as f64 / capacity as f64).min(1.0)
+        }
+    });
     // With two resources the standard deviation is half their difference.
     let std = (fractions[0] - fractions[1]).abs() / 2.0;
     ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
@@ -118,19 +117,27 @@ pub fn preferred_affinity(facts: &PodFacts<'_>, node: &NodeInfo) -> i64 {
 
 /// How many PreferNoSchedule taints of the node the pod does not tolerate.
 pub fn intolerable_prefer_no_schedule(facts: &PodFacts<'_>, node: &NodeInfo) -> i64 {
-    let tolerations: Vec<_> = facts
+    count_intolerable(&prefer_no_schedule_tolerations(facts), node)
+}
+
+/// The pod's tolerations that can tolerate a PreferNoSchedule taint.
+fn prefer_no_schedule_tolerations<'a>(facts: &PodFacts<'a>) -> Vec<&'a Toleration> {
+    facts
         .pod
         .spec
         .as_ref()
-        .and_then(|s| s.tolerations.clone())
+        .and_then(|s| s.tolerations.as_deref())
         .unwrap_or_default()
-        .into_iter()
+        .iter()
         .filter(|t| {
             t.effect
                 .as_deref()
                 .is_none_or(|e| e.is_empty() || e == "PreferNoSchedule")
         })
-        .collect();
+        .collect()
+}
+
+fn count_intolerable(tolerations: &[&Toleration], node: &NodeInfo) -> i64 {
     let count = node
         .taints
         .iter()
