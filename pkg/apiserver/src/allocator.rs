@@ -2,7 +2,11 @@
 //!
 //! The allocated values live only in the Services themselves, so restarts
 //! cannot hand out duplicates: the used set is read back from the store under
-//! a lock held until the new Service is written.
+//! a lock held until the new Service is written. Reading every Service for
+//! every create would make creating n Services cost n² reads, so the set read
+//! is kept, with everything handed out since, and read again every
+//! [`REREAD`] (to see releases) or whenever it refuses a request: a kept set
+//! holds at least what is in use, so what it calls free is free.
 
 use crate::errors::ApiResult;
 use crate::objects;
@@ -13,6 +17,11 @@ use kite_store::Backend;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a used set read from the store is trusted for free values.
+pub const REREAD: Duration = Duration::from_secs(30);
 
 /// The Service networks: `--service-cidr` and `--service-node-port-range`.
 #[derive(Clone, Debug)]
@@ -44,6 +53,16 @@ pub struct Allocator {
     pub lock: tokio::sync::Mutex<()>,
     /// The networks allocated from.
     pub network: ServiceNetwork,
+    /// The used set last read, plus what was allocated since.
+    known: Mutex<Option<Known>>,
+}
+
+/// ClusterIPs and NodePorts in use (or allocated moments ago).
+#[derive(Debug)]
+struct Known {
+    ips: HashSet<IpAddr>,
+    ports: HashSet<i64>,
+    read_at: Instant,
 }
 
 fn used(services: &[Value]) -> (HashSet<IpAddr>, HashSet<i64>) {
@@ -87,6 +106,25 @@ fn used(services: &[Value]) -> (HashSet<IpAddr>, HashSet<i64>) {
     (ips, ports)
 }
 
+/// What the stored Services use.
+async fn read_used(store: &dyn Backend, prefix: &str) -> ApiResult<Known> {
+    let listed = store
+        .list(prefix, None, 0, 0)
+        .await
+        .map_err(crate::errors::from_store)?;
+    let existing: Vec<Value> = listed
+        .kvs
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .collect();
+    let (ips, ports) = used(&existing);
+    Ok(Known {
+        ips,
+        ports,
+        read_at: Instant::now(),
+    })
+}
+
 impl Allocator {
     /// Fills in the ClusterIP and NodePorts a new Service needs, checking requested ones.
     /// Call with `lock` held.
@@ -96,16 +134,35 @@ impl Allocator {
         prefix: &str,
         svc: &mut Value,
     ) -> ApiResult<()> {
-        let listed = store
-            .list(prefix, None, 0, 0)
-            .await
-            .map_err(crate::errors::from_store)?;
-        let existing: Vec<Value> = listed
-            .kvs
-            .iter()
-            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
-            .collect();
-        let (used_ips, used_ports) = used(&existing);
+        let kept = self
+            .known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|k| k.read_at.elapsed() < REREAD);
+        let original = svc.clone();
+        let (mut known, fresh) = match kept {
+            Some(known) => (known, false),
+            None => (read_used(store, prefix).await?, true),
+        };
+        let mut result = self.assign(svc, &mut known.ips, &mut known.ports);
+        if result.is_err() && !fresh {
+            // The kept set may still hold a released value: ask the store.
+            *svc = original;
+            known = read_used(store, prefix).await?;
+            result = self.assign(svc, &mut known.ips, &mut known.ports);
+        }
+        *self.known.lock().unwrap_or_else(PoisonError::into_inner) = Some(known);
+        result
+    }
+
+    /// Fills in `svc` from the used sets, adding what it takes to them.
+    fn assign(
+        &self,
+        svc: &mut Value,
+        used_ips: &mut HashSet<IpAddr>,
+        taken: &mut HashSet<i64>,
+    ) -> ApiResult<()> {
         let name = objects::name(svc).to_string();
         let invalid = |e: FieldError| invalid_status("", "Service", &name, &[e]);
         let needs = kite_api::defaults::service_allocations(svc);
@@ -139,9 +196,10 @@ impl Allocator {
                     format!("failed to allocate IP {requested}: provided IP is already allocated"),
                 )));
             }
+            used_ips.insert(ip);
             svc["spec"]["clusterIPs"] = json!([requested]);
         } else if needs.cluster_ip {
-            let ip = self.free_ip(&used_ips).ok_or_else(|| {
+            let ip = self.free_ip(used_ips).ok_or_else(|| {
                 invalid(FieldError::internal(
                     "spec.clusterIPs",
                     format!(
@@ -150,11 +208,11 @@ impl Allocator {
                     ),
                 ))
             })?;
+            used_ips.insert(ip);
             svc["spec"]["clusterIP"] = json!(ip.to_string());
             svc["spec"]["clusterIPs"] = json!([ip.to_string()]);
         }
 
-        let mut taken = used_ports;
         let span = (self.network.node_port_first, self.network.node_port_last);
         if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
             for (i, port) in ports.iter_mut().enumerate() {
@@ -181,7 +239,7 @@ impl Allocator {
                         )));
                     }
                 } else if needs.node_ports.contains(&i) {
-                    let port_number = free_port(&taken, span).ok_or_else(|| {
+                    let port_number = free_port(taken, span).ok_or_else(|| {
                         invalid(FieldError::internal(
                             format!("spec.ports[{i}].nodePort"),
                             "range is full",
@@ -194,8 +252,9 @@ impl Allocator {
         }
         if needs.health_check_node_port
             && svc.pointer("/spec/healthCheckNodePort").is_none()
-            && let Some(p) = free_port(&taken, span)
+            && let Some(p) = free_port(taken, span)
         {
+            taken.insert(p);
             svc["spec"]["healthCheckNodePort"] = json!(p);
         }
         let family = if self.network.cidr.addr().is_ipv4() {
@@ -245,6 +304,7 @@ fn free_port(taken: &HashSet<i64>, (first, last): (u16, u16)) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn allocator(cidr: &str) -> Allocator {
         Allocator {
@@ -274,5 +334,66 @@ mod tests {
         assert!(hosts[1..17].contains(&ip), "{ip}");
         let all: HashSet<IpAddr> = hosts.iter().copied().collect();
         assert_eq!(small.free_ip(&all), None);
+    }
+
+    fn service(name: &str, cluster_ip: Option<&str>) -> Value {
+        let mut spec = json!({"ports": [{"port": 80}]});
+        if let Some(ip) = cluster_ip {
+            spec["clusterIP"] = json!(ip);
+        }
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+    }
+
+    #[tokio::test]
+    async fn the_kept_set_never_hands_out_a_used_ip_and_a_released_one_can_be_asked_for_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            kite_store::SqliteBackend::open(&dir.path().join("state.db"), Default::default())
+                .expect("store");
+        let prefix = "/registry/services/specs/";
+        let a = allocator("10.43.0.0/27");
+        let mut taken = HashSet::new();
+        // Fill most of the range; each create sees the ones before it without
+        // reading the store (the store only learns of them here).
+        for i in 0..20 {
+            let mut svc = service(&format!("s{i}"), None);
+            a.allocate(&store, prefix, &mut svc)
+                .await
+                .expect("allocate");
+            let ip = svc["spec"]["clusterIP"].as_str().expect("ip").to_string();
+            assert!(taken.insert(ip.clone()), "{ip} handed out twice");
+            let key = format!("{prefix}default/s{i}");
+            store
+                .create(
+                    &key,
+                    Bytes::from(serde_json::to_vec(&svc).expect("json")),
+                    0,
+                )
+                .await
+                .expect("create");
+        }
+        // Delete one: asking for its address refuses from the kept set, then
+        // the store is read and the request succeeds.
+        let released = {
+            let (_, kv) = store
+                .get(&format!("{prefix}default/s3"), 0)
+                .await
+                .expect("get");
+            let svc: Value = serde_json::from_slice(&kv.expect("s3").value).expect("json");
+            svc["spec"]["clusterIP"].as_str().expect("ip").to_string()
+        };
+        store
+            .delete(&format!("{prefix}default/s3"), None)
+            .await
+            .expect("delete");
+        let mut again = service("again", Some(&released));
+        a.allocate(&store, prefix, &mut again)
+            .await
+            .expect("released ip");
+        // A used one is still refused.
+        let used = taken.iter().find(|ip| **ip != released).expect("used");
+        let mut clash = service("clash", Some(used));
+        assert!(a.allocate(&store, prefix, &mut clash).await.is_err());
     }
 }

@@ -344,6 +344,16 @@ impl WatchCache {
             .revision
     }
 
+    /// The object at `key` as the cache last saw it (none before the first
+    /// load): a hint that may lag the store, for writes that compare and swap.
+    pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        if !state.ready {
+            return None;
+        }
+        state.objects.get(key).cloned()
+    }
+
     /// The current objects whose key starts with `prefix`, in key order, and the cache revision.
     pub fn list(&self, prefix: &str) -> (Vec<Arc<CachedObject>>, i64) {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());

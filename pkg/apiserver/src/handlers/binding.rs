@@ -38,39 +38,24 @@ pub async fn bind(call: &Call<'_>) -> ApiResult<Response<Body>> {
         .and_then(Value::as_str)
         .filter(|u| !u.is_empty());
     let key = objects::key(&call.resource, call.namespace(), &name);
+    // As kube-apiserver's GuaranteedUpdate: the first try starts from the
+    // watch cache's copy (a store read saved per binding, the scheduler's hot
+    // path); the compare-and-swap catches a stale copy, and any refusal is
+    // only given after a check against the store.
+    let mut cached = crate::handlers::get::cached(call, &key);
     loop {
-        let (mut pod, revision) = crate::handlers::get::read(call, &name)
-            .await?
-            .ok_or_else(|| errors::not_found(&call.resource, &name))?;
-        if let Some(uid) = uid
-            && objects::meta_str(&pod, "uid") != uid
-        {
-            return Err(errors::conflict_with(
-                &call.resource,
-                &name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    objects::meta_str(&pod, "uid")
-                ),
-            ));
-        }
-        if pod.pointer("/metadata/deletionTimestamp").is_some() {
-            return Err(errors::conflict_with(
-                &call.resource,
-                &name,
-                &format!("pod {name} is being deleted, cannot be assigned to a host"),
-            ));
-        }
-        if let Some(bound) = pod
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-        {
-            return Err(errors::conflict_with(
-                &call.resource,
-                &name,
-                &format!("pod {name} is already assigned to node \"{bound}\""),
-            ));
+        let from_cache = cached.is_some();
+        let (mut pod, revision) = match cached.take() {
+            Some(hint) => hint,
+            None => crate::handlers::get::read(call, &name)
+                .await?
+                .ok_or_else(|| errors::not_found(&call.resource, &name))?,
+        };
+        if let Some(refusal) = refusal(call, &pod, &name, uid) {
+            if from_cache {
+                continue;
+            }
+            return Err(refusal);
         }
         pod["spec"]["nodeName"] = json!(node);
         if let Some(annotations) = binding
@@ -101,6 +86,44 @@ pub async fn bind(call: &Call<'_>) -> ApiResult<Response<Body>> {
         }
     }
     crate::output::created_success(call)
+}
+
+/// Why the pod cannot be bound as it is: a uid other than the Binding's, a
+/// deletion under way, or a node already assigned (409s, as upstream words them).
+fn refusal(
+    call: &Call<'_>,
+    pod: &Value,
+    name: &str,
+    uid: Option<&str>,
+) -> Option<kite_api::Status> {
+    if let Some(uid) = uid
+        && objects::meta_str(pod, "uid") != uid
+    {
+        return Some(errors::conflict_with(
+            &call.resource,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                objects::meta_str(pod, "uid")
+            ),
+        ));
+    }
+    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        return Some(errors::conflict_with(
+            &call.resource,
+            name,
+            &format!("pod {name} is being deleted, cannot be assigned to a host"),
+        ));
+    }
+    let bound = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())?;
+    Some(errors::conflict_with(
+        &call.resource,
+        name,
+        &format!("pod {name} is already assigned to node \"{bound}\""),
+    ))
 }
 
 /// Sets `PodScheduled=True`, replacing an earlier `False` from failed attempts.

@@ -107,7 +107,22 @@ pub async fn create_object(
 }
 
 /// NamespaceLifecycle admission: content may only be created in an active namespace.
+/// An active namespace in the watch cache is taken as is (upstream's plugin
+/// reads its informer); anything else is checked against the store, so a
+/// namespace created a moment ago is not refused.
 pub async fn admit_namespace(call: &Call<'_>, namespace: &str, name: &str) -> ApiResult<()> {
+    if let Some(resource) = call.api.registry.get("", "v1", "namespaces") {
+        let key = crate::objects::key(&resource, None, namespace);
+        let active = call.api.cache(&resource).get(&key).is_some_and(|ns| {
+            serde_json::from_slice::<Value>(&ns.json).is_ok_and(|ns| {
+                ns.pointer("/metadata/deletionTimestamp").is_none()
+                    && ns.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating")
+            })
+        });
+        if active {
+            return Ok(());
+        }
+    }
     let Some(ns) = crate::admission::get(call, "namespaces", namespace, namespace).await? else {
         return Err(kite_api::Status::not_found("", "namespaces", namespace));
     };

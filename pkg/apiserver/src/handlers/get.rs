@@ -37,3 +37,13 @@ pub async fn read(call: &Call<'_>, name: &str) -> ApiResult<Option<(Value, i64)>
         None => Ok(None),
     }
 }
+
+/// The watch cache's copy of the object at `key` and its revision, in the
+/// version the call asked for: a starting point for compare-and-swap writes,
+/// which may be stale (the write then fails and the caller reads the store).
+pub fn cached(call: &Call<'_>, key: &str) -> Option<(Value, i64)> {
+    let hint = call.api.cache(&call.resource).get(key)?;
+    let mut object: Value = serde_json::from_slice(&hint.json).ok()?;
+    crate::strategy::from_storage(&call.resource, &mut object);
+    Some((object, hint.revision))
+}
