@@ -9,9 +9,10 @@
 //! ports that changed. The first sync (and any failed one) rewrites the whole
 //! table with `nft`.
 //!
-//! Module map: [`changes`] (which Services a sync must recompute),
-//! [`model`] (Services and slices → service ports with their chosen endpoints), [`ruleset`] (service ports → nft scripts), [`policy`]
-//! (NetworkPolicy enforcement, a task and a table of its own).
+//! Module map: [`changes`] (which Services a sync must recompute), [`model`]
+//! (Services and slices → service ports with their chosen endpoints),
+//! [`ruleset`] (service ports → rules, as nft scripts or netlink batches),
+//! [`policy`] (NetworkPolicy enforcement, a task and a table of its own).
 
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -198,12 +199,7 @@ fn everything(
     settings: &ruleset::Settings,
 ) -> Applied {
     let slices = slices.list();
-    let mut by_service: HashMap<String, Vec<&EndpointSlice>> = HashMap::new();
-    for slice in &slices {
-        if let Some(key) = changes::service_of(slice) {
-            by_service.entry(key).or_default().push(slice);
-        }
-    }
+    let by_service = by_service(&slices);
     services
         .list()
         .iter()
@@ -229,6 +225,7 @@ fn recompute(
         return Default::default();
     }
     let slices = slices.filter(|s| changes::service_of(s).is_some_and(|k| keys.contains(&k)));
+    let by_service = by_service(&slices);
     let mut before = Applied::new();
     let mut after = Applied::new();
     for key in keys {
@@ -237,18 +234,25 @@ fn recompute(
         }
         let rules = match services.get(key) {
             Some(service) => {
-                let mine: Vec<&EndpointSlice> = slices
-                    .iter()
-                    .filter(|s| changes::service_of(s).as_ref() == Some(key))
-                    .map(|s| s.as_ref())
-                    .collect();
-                rules_of(&service, &mine, config, settings)
+                let mine = by_service.get(key).map(Vec::as_slice).unwrap_or_default();
+                rules_of(&service, mine, config, settings)
             }
             None => BTreeMap::new(),
         };
         after.insert(key.clone(), rules);
     }
     (before, after)
+}
+
+/// The slices of each Service (`namespace/name`).
+fn by_service(slices: &[Arc<EndpointSlice>]) -> HashMap<String, Vec<&EndpointSlice>> {
+    let mut out: HashMap<String, Vec<&EndpointSlice>> = HashMap::new();
+    for slice in slices {
+        if let Some(key) = changes::service_of(slice) {
+            out.entry(key).or_default().push(slice);
+        }
+    }
+    out
 }
 
 /// Every service port's rules, by port ID (unique across Services).

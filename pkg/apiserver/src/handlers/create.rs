@@ -106,6 +106,12 @@ pub async fn create_object(
     }
 }
 
+/// Whether a namespace is being deleted.
+fn terminating(ns: &Value) -> bool {
+    ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        || ns.pointer("/metadata/deletionTimestamp").is_some()
+}
+
 /// NamespaceLifecycle admission: content may only be created in an active namespace.
 /// An active namespace in the watch cache is taken as is (upstream's plugin
 /// reads its informer); anything else is checked against the store, so a
@@ -114,10 +120,7 @@ pub async fn admit_namespace(call: &Call<'_>, namespace: &str, name: &str) -> Ap
     if let Some(resource) = call.api.registry.get("", "v1", "namespaces") {
         let key = crate::objects::key(&resource, None, namespace);
         let active = call.api.cache(&resource).get(&key).is_some_and(|ns| {
-            serde_json::from_slice::<Value>(&ns.json).is_ok_and(|ns| {
-                ns.pointer("/metadata/deletionTimestamp").is_none()
-                    && ns.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating")
-            })
+            serde_json::from_slice::<Value>(&ns.json).is_ok_and(|ns| !terminating(&ns))
         });
         if active {
             return Ok(());
@@ -126,9 +129,7 @@ pub async fn admit_namespace(call: &Call<'_>, namespace: &str, name: &str) -> Ap
     let Some(ns) = crate::admission::get(call, "namespaces", namespace, namespace).await? else {
         return Err(kite_api::Status::not_found("", "namespaces", namespace));
     };
-    let terminating = ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-        || ns.pointer("/metadata/deletionTimestamp").is_some();
-    if terminating {
+    if terminating(&ns) {
         return Err(Status::failure(
             StatusReason::Forbidden,
             format!(
