@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ingress benchmark: wrk through kite's Ingress controller and through nginx
-(as a reverse proxy with upstream keep-alive) to the same backend, a static
-nginx on the node address serving a small file.
+(as a reverse proxy with upstream keep-alive, an nginx instance of its own)
+to the same backend, a static nginx on the node address serving a small file.
 
 The backend is reached through a Service without a selector and an
 EndpointSlice naming the node address, so kite routes to it as to a pod.
@@ -34,7 +34,10 @@ DURATION = int(os.environ.get("DURATION", "10"))
 CONNECTIONS = [int(n) for n in os.environ.get("CONNECTIONS", "1,32").split(",")]
 THREADS = int(os.environ.get("THREADS", "2"))
 
-NGINX_CONF = """
+# The backend and nginx-as-proxy are separate nginx instances, as an
+# ingress and its pods are separate programs: one instance doing both would
+# let a worker answer its own upstream request without waking anything.
+NGINX_COMMON = """
 worker_processes 2;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
@@ -46,12 +49,18 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-    upstream backend {{ server {ip}:{backend}; keepalive 64; }}
+    {server}
+}}
+"""
+BACKEND_SERVER = """
     server {{
         listen {ip}:{backend};
         root {dir}/www;
         keepalive_requests 1000000;
     }}
+"""
+PROXY_SERVER = """
+    upstream backend {{ server {ip}:{backend}; keepalive 64; }}
     server {{
         listen {ip}:{proxy};
         keepalive_requests 1000000;
@@ -63,20 +72,30 @@ http {{
             proxy_set_header X-Forwarded-For $remote_addr;
         }}
     }}
-}}
 """
 
 
-def start_nginx(directory):
+def start_nginx(directory, server):
+    """An nginx instance in `directory` serving `server` (a server block template)."""
     os.makedirs(os.path.join(directory, "www"), mode=0o755)
     with open(os.path.join(directory, "www", "index.html"), "w") as f:
         f.write("hello from the benchmark backend\n")
     conf = os.path.join(directory, "nginx.conf")
+    values = dict(dir=directory, ip=NODE_IP, backend=BACKEND_PORT, proxy=NGINX_PORT)
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(dir=directory, ip=NODE_IP, backend=BACKEND_PORT, proxy=NGINX_PORT))
+        f.write(NGINX_COMMON.format(server=server.format(**values), **values))
     # In the foreground so this is the master's PID, stopped by that PID.
     return subprocess.Popen(["nginx", "-p", directory, "-c", conf, "-g", "daemon off;"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_nginx(nginx):
+    nginx.send_signal(signal.SIGQUIT)
+    try:
+        nginx.wait(10)
+    except subprocess.TimeoutExpired:
+        nginx.kill()
+        nginx.wait()
 
 
 def wait_ok(url, timeout=30):
@@ -109,14 +128,16 @@ def main():
     workdir = tempfile.mkdtemp(prefix="kite-bench-ingress-")
     server = KiteServer(workdir)
     server.agent = True
-    nginx = None
+    nginxes, nginx_dirs = [], []
     rows = []
     try:
         add_uplink(NODE_IP, UPLINK)
-        # nginx's workers run unprivileged: their files live apart, readable.
-        nginx_dir = tempfile.mkdtemp(prefix="kite-bench-nginx-")
-        os.chmod(nginx_dir, 0o755)
-        nginx = start_nginx(nginx_dir)
+        for server_block in (BACKEND_SERVER, PROXY_SERVER):
+            # nginx's workers run unprivileged: their files live apart, readable.
+            nginx_dir = tempfile.mkdtemp(prefix="kite-bench-nginx-")
+            os.chmod(nginx_dir, 0o755)
+            nginx_dirs.append(nginx_dir)
+            nginxes.append(start_nginx(nginx_dir, server_block))
         server.start(extra=["--node-ip", NODE_IP, "--disable", "coredns", "--disable", "servicelb"])
         api = config.new_client_from_config(config_file=server.kubeconfig)
         core = client.CoreV1Api(api)
@@ -143,15 +164,10 @@ def main():
                 rows.append((name, connections, rps, p99, errors))
     finally:
         server.stop()
-        if nginx is not None:
-            nginx.send_signal(signal.SIGQUIT)
-            try:
-                nginx.wait(10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait()
+        for nginx in nginxes:
+            stop_nginx(nginx)
         remove_uplink(UPLINK)
-        if nginx is not None:
+        for nginx_dir in nginx_dirs:
             shutil.rmtree(nginx_dir, ignore_errors=True)
         # No pods ran, so nothing is mounted under the data dir.
         shutil.rmtree(workdir, ignore_errors=True)

@@ -4,9 +4,10 @@
 //!
 //! Start at [`run`]. Module map: [`routes`] (Ingresses → a routing table:
 //! pure, precedence rules), [`backends`] (Service ports → ready endpoints,
-//! round-robin), [`tls`] (certificates by SNI from Secrets), [`proxy`] (the
+//! round-robin), [`pool`] (keep-alive connections to endpoints), [`tls`] (certificates by SNI from Secrets), [`proxy`] (the
 //! HTTP/1.1 + HTTP/2 server and forwarding), [`status`] (the node address in
-//! `status.loadBalancer`), [`class`] (the `kite` IngressClass).
+//! `status.loadBalancer`), [`class`] (the `kite` IngressClass), [`workers`]
+//! (one server thread per core, as nginx runs its workers).
 //!
 //! Every change to Ingresses, classes, Services, slices or Secrets rebuilds
 //! the table, endpoints and certificates (batched), and swaps them in whole.
@@ -16,10 +17,12 @@
 
 pub mod backends;
 pub mod class;
+pub mod pool;
 pub mod proxy;
 pub mod routes;
 pub mod status;
 pub mod tls;
+pub mod workers;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -29,7 +32,6 @@ use kube::api::Api;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 /// Changes closer together than this become one rebuild.
@@ -46,13 +48,14 @@ pub struct Config {
     pub default_certificate: Arc<rustls::sign::CertifiedKey>,
 }
 
-/// Bound listeners; either may be missing (its port was taken).
+/// Bound listening sockets, from [`workers::bind`]: one per server thread.
+/// Either list may be empty (its port was taken).
 #[derive(Default)]
 pub struct Listeners {
     /// Plain HTTP (port 80).
-    pub http: Option<TcpListener>,
+    pub http: Vec<std::net::TcpListener>,
     /// HTTPS (port 443).
-    pub https: Option<TcpListener>,
+    pub https: Vec<std::net::TcpListener>,
 }
 
 /// Runs the controller and its servers until the future is dropped.
@@ -82,27 +85,15 @@ pub async fn run(config: Config, listeners: Listeners) {
 
     let state = Arc::new(proxy::State::default());
     let resolver = Arc::new(tls::Resolver::new(config.default_certificate.clone()));
-    let proxy = proxy::Proxy::new(state.clone());
-    let http = {
-        let proxy = proxy.clone();
-        async move {
-            if let Some(listener) = listeners.http {
-                proxy.serve_http(listener).await;
-            }
+    let tls = match tls::server_config(resolver.clone()) {
+        Ok(tls) => Some(Arc::new(tls)),
+        Err(error) => {
+            tracing::error!(%error, "ingress: no TLS settings; HTTPS is off");
+            None
         }
     };
-    let https = {
-        let resolver = resolver.clone();
-        async move {
-            let Some(listener) = listeners.https else {
-                return;
-            };
-            match tls::server_config(resolver) {
-                Ok(tls) => proxy.serve_https(listener, Arc::new(tls)).await,
-                Err(error) => tracing::error!(%error, "ingress: no TLS settings; HTTPS is off"),
-            }
-        }
-    };
+    // Stopped when this future is dropped.
+    let _workers = workers::start(&state, tls, listeners.http, listeners.https);
 
     let class = async {
         loop {
@@ -167,7 +158,5 @@ pub async fn run(config: Config, listeners: Listeners) {
         secrets.run(),
         class,
         sync,
-        http,
-        https,
     );
 }

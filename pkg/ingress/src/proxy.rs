@@ -1,37 +1,28 @@
 //! The HTTP server on ports 80 and 443 and the forwarding to endpoints.
 //!
 //! Clients speak HTTP/1.1 or HTTP/2 (prior knowledge in the clear, ALPN over
-//! TLS); endpoints get HTTP/1.1 over a pooled keep-alive client. Each request
-//! starts at the next endpoint of its backend and moves on when a connection
-//! is refused: the request body is held in a shared slot the client only
-//! borrows, so a failed connect (which never reads it) leaves it for the
-//! next attempt. Upgrades (WebSocket) are answered with the endpoint's 101
-//! and the two connections are then spliced byte for byte.
+//! TLS); endpoints get HTTP/1.1 over keep-alive connections from the server
+//! thread's [`Pool`]. Each request starts at the next endpoint of its backend
+//! and moves on when a connection is refused (the request was not sent, so
+//! it goes on whole). An idempotent request without a body that fails on
+//! a connection once more is sent once more, on a new connection, as nginx
+//! does. Upgrades (WebSocket) are answered with the endpoint's 101 and the
+//! two connections are then spliced byte for byte.
 
 use crate::backends::Backends;
+use crate::pool::{ConnectError, Pool, PooledBody, RequestBody, Sender};
 use crate::routes::{Route, Table};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
-
-/// How long a connection to an endpoint may take before the next is tried.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// What the server answers with: an endpoint's body or an error page.
-pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
 
 /// The routing table and endpoints, swapped whole on every sync.
 #[derive(Default)]
@@ -69,25 +60,25 @@ impl State {
     }
 }
 
-/// The forwarding half: routes, endpoints and the client to reach them.
+/// The forwarding half: routes, endpoints and the connections to them.
 #[derive(Clone)]
 pub struct Proxy {
     state: Arc<State>,
-    client: Client<HttpConnector, SharedBody>,
+    pool: Arc<Pool>,
 }
 
 impl Proxy {
-    /// A proxy over `state`.
+    /// A proxy over `state` with a pool of its own.
     pub fn new(state: Arc<State>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            // The Host header is the client's, set explicitly per request.
-            .set_host(false)
-            .build(connector);
-        Self { state, client }
+        Self {
+            state,
+            pool: Arc::default(),
+        }
+    }
+
+    /// The pool of connections to endpoints.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
     }
 
     /// Serves plain HTTP on `listener` until the future is dropped.
@@ -150,20 +141,10 @@ impl Proxy {
         peer: SocketAddr,
         scheme: &'static str,
     ) -> Response<ResponseBody> {
-        let host = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| {
-                request
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
+        let host = host_of(&request);
         let (table, backends) = self.state.snapshot();
-        let backend = match table.lookup(&host, request.uri().path()) {
+        let host_name = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
+        let backend = match table.lookup(host_name, request.uri().path()) {
             Route::Backend(backend) => backend,
             Route::NotFound => return error_page(StatusCode::NOT_FOUND, "no ingress rule matches"),
         };
@@ -186,48 +167,80 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
-        if let Some(protocol) = &upgrade {
+        if let Some(protocol) = upgrade {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            headers.insert(header::UPGRADE, protocol.clone());
+            headers.insert(header::UPGRADE, protocol);
         }
-        set_forwarded(&mut headers, &host, peer, scheme);
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string();
-        let body = SharedBody::new(body);
+        set_forwarded(&mut headers, host, peer, scheme);
+        let uri = origin_form(parts.uri);
+        let bodyless = body.is_end_stream();
+        // What sending it once more takes (see the module's comment).
+        let spare = (bodyless && idempotent(&parts.method))
+            .then(|| (parts.method.clone(), uri.clone(), headers.clone()));
+        let body = if bodyless {
+            RequestBody::Empty
+        } else {
+            RequestBody::Client(body)
+        };
+        let mut outgoing = Some(outgoing(parts.method, uri, headers, body));
 
-        let mut last_error = None;
-        // A pooled connection the endpoint closed just as it was reused fails
-        // the request before the endpoint could act on it: an idempotent
-        // request is sent once more (on a fresh connection), as nginx does.
-        let mut retried = !idempotent(&parts.method);
+        let mut last_error: Option<ConnectError> = None;
+        let mut retried = spare.is_none();
+        // After a pooled connection failed, the next try opens a new one.
+        let mut fresh = false;
         let mut attempts = endpoints.into_iter().peekable();
         while let Some(&endpoint) = attempts.peek() {
-            let Ok(uri) = Uri::try_from(format!("http://{endpoint}{path}")) else {
-                return error_page(StatusCode::BAD_REQUEST, "the request path is invalid");
+            let Some(request) = outgoing.take() else {
+                break;
             };
-            let mut outgoing = Request::new(body.clone());
-            *outgoing.method_mut() = parts.method.clone();
-            *outgoing.uri_mut() = uri;
-            *outgoing.version_mut() = Version::HTTP_11;
-            *outgoing.headers_mut() = headers.clone();
-            match self.client.request(outgoing).await {
-                Ok(response) => return respond(response, client_upgrade),
-                Err(error) if error.is_connect() && !body.was_read() => {
-                    tracing::debug!(%endpoint, %error, "ingress: endpoint refused; trying the next");
-                    last_error = Some(error);
-                    attempts.next();
+            let pooled = if fresh {
+                None
+            } else {
+                self.pool.idle(endpoint).await
+            };
+            let reused = pooled.is_some();
+            let mut sender = match pooled {
+                Some(sender) => sender,
+                None => match Pool::connect(endpoint).await {
+                    Ok(sender) => sender,
+                    Err(error) => {
+                        tracing::debug!(%endpoint, %error, "ingress: endpoint refused; trying the next");
+                        last_error = Some(error);
+                        outgoing = Some(request);
+                        fresh = false;
+                        attempts.next();
+                        continue;
+                    }
+                },
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    return self.respond(response, endpoint, sender, client_upgrade);
                 }
-                Err(error) if !retried && !body.was_read() => {
-                    tracing::debug!(%endpoint, %error, "ingress: endpoint failed; retrying once");
-                    retried = true;
-                }
-                Err(error) => {
-                    tracing::debug!(%endpoint, %error, "ingress: endpoint failed");
-                    return error_page(StatusCode::BAD_GATEWAY, "the backend failed");
+                Err(mut error) => {
+                    if let Some(request) = error.take_message() {
+                        // Closed before the request went out: it goes on whole.
+                        tracing::debug!(%endpoint, error = %error.error(), "ingress: connection closed before sending");
+                        outgoing = Some(request);
+                        if !reused {
+                            attempts.next();
+                        }
+                        fresh = reused;
+                        continue;
+                    }
+                    let error = error.into_error();
+                    match &spare {
+                        Some((method, uri, headers)) if !retried => {
+                            tracing::debug!(%endpoint, %error, "ingress: endpoint failed; retrying once");
+                            retried = true;
+                            fresh = true;
+                            outgoing = Some(outgoing_again(method, uri, headers));
+                        }
+                        _ => {
+                            tracing::debug!(%endpoint, %error, "ingress: endpoint failed");
+                            return error_page(StatusCode::BAD_GATEWAY, "the backend failed");
+                        }
+                    }
                 }
             }
         }
@@ -239,6 +252,88 @@ impl Proxy {
             "no endpoint accepted the connection",
         )
     }
+
+    /// The endpoint's response for the client; a 101 splices the connections.
+    fn respond(
+        &self,
+        mut response: Response<Incoming>,
+        endpoint: SocketAddr,
+        sender: Sender,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<ResponseBody> {
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return error_page(
+                    StatusCode::BAD_GATEWAY,
+                    "the backend switched protocols unasked",
+                );
+            };
+            let backend_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                let (Ok(client), Ok(backend)) = (client_upgrade.await, backend_upgrade.await)
+                else {
+                    tracing::debug!("ingress: an upgrade did not complete");
+                    return;
+                };
+                let mut client = TokioIo::new(client);
+                let mut backend = TokioIo::new(backend);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+            });
+            // The connection is the WebSocket's now, never the pool's.
+            return response.map(|body| ResponseBody::Endpoint(PooledBody::unpooled(body)));
+        }
+        strip_hop_by_hop(response.headers_mut());
+        let pool = self.pool.clone();
+        response.map(|body| ResponseBody::Endpoint(PooledBody::new(body, pool, endpoint, sender)))
+    }
+}
+
+/// The host a request is for: its URI's authority (HTTP/2, absolute form)
+/// or its Host header.
+fn host_of<B>(request: &Request<B>) -> Option<HeaderValue> {
+    match request.uri().authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => request.headers().get(header::HOST).cloned(),
+    }
+}
+
+/// `uri` as an HTTP/1.1 request line to an origin server wants it: the path
+/// and query alone.
+fn origin_form(uri: Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return uri;
+    }
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+fn outgoing(
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RequestBody,
+) -> Request<RequestBody> {
+    let mut request = Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    request
+}
+
+/// A second copy of a request without a body.
+fn outgoing_again(method: &Method, uri: &Uri, headers: &HeaderMap) -> Request<RequestBody> {
+    outgoing(
+        method.clone(),
+        uri.clone(),
+        headers.clone(),
+        RequestBody::Empty,
+    )
 }
 
 /// The next connection on `listener`, with Nagle off; failed accepts (out of
@@ -258,38 +353,8 @@ async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
     }
 }
 
-/// The endpoint's response for the client; a 101 splices the connections.
-fn respond(
-    mut response: Response<Incoming>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-) -> Response<ResponseBody> {
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            let backend_upgrade = hyper::upgrade::on(&mut response);
-            tokio::spawn(async move {
-                let (Ok(client), Ok(backend)) = (client_upgrade.await, backend_upgrade.await)
-                else {
-                    tracing::debug!("ingress: an upgrade did not complete");
-                    return;
-                };
-                let mut client = TokioIo::new(client);
-                let mut backend = TokioIo::new(backend);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
-            });
-            return response.map(|body| body.boxed());
-        }
-        return error_page(
-            StatusCode::BAD_GATEWAY,
-            "the backend switched protocols unasked",
-        );
-    }
-    strip_hop_by_hop(response.headers_mut());
-    response.map(|body| body.boxed())
-}
-
 /// Methods a repeated request does no harm with (RFC 9110, 9.2.2).
-fn idempotent(method: &hyper::Method) -> bool {
-    use hyper::Method;
+fn idempotent(method: &Method) -> bool {
     [
         Method::GET,
         Method::HEAD,
@@ -347,9 +412,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The client's address, scheme and host for the endpoint. Values the client
 /// sent are replaced, not trusted: nothing sits in front of kite's ingress.
-fn set_forwarded(headers: &mut HeaderMap, host: &str, peer: SocketAddr, scheme: &'static str) {
-    let client_ip = peer.ip().to_canonical().to_string();
-    if let Ok(value) = HeaderValue::try_from(client_ip.as_str()) {
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    host: Option<HeaderValue>,
+    peer: SocketAddr,
+    scheme: &'static str,
+) {
+    if let Ok(value) = HeaderValue::try_from(peer.ip().to_canonical().to_string()) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), value.clone());
         headers.insert(HeaderName::from_static("x-real-ip"), value);
     }
@@ -357,7 +426,7 @@ fn set_forwarded(headers: &mut HeaderMap, host: &str, peer: SocketAddr, scheme: 
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(scheme),
     );
-    if let Ok(value) = HeaderValue::try_from(host) {
+    if let Some(value) = host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), value.clone());
         headers.insert(header::HOST, value);
     }
@@ -369,11 +438,7 @@ fn error_page(status: StatusCode, message: &str) -> Response<ResponseBody> {
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
     );
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut response = Response::new(ResponseBody::Page(Some(Bytes::from(body))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -382,29 +447,15 @@ fn error_page(status: StatusCode, message: &str) -> Response<ResponseBody> {
     response
 }
 
-/// A request body the client borrows: every attempt gets a handle on the
-/// same body, and whether any attempt read from it decides if another may
-/// follow.
-#[derive(Clone)]
-pub struct SharedBody {
-    inner: Arc<Mutex<Incoming>>,
-    read: Arc<AtomicBool>,
+/// What the server answers with: an endpoint's body or an error page.
+pub enum ResponseBody {
+    /// Streamed from the endpoint.
+    Endpoint(PooledBody),
+    /// kite's own page, until sent.
+    Page(Option<Bytes>),
 }
 
-impl SharedBody {
-    fn new(body: Incoming) -> Self {
-        Self {
-            inner: Arc::new(Mutex::new(body)),
-            read: Arc::default(),
-        }
-    }
-
-    fn was_read(&self) -> bool {
-        self.read.load(Ordering::Acquire)
-    }
-}
-
-impl Body for SharedBody {
+impl Body for ResponseBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -412,23 +463,26 @@ impl Body for SharedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        self.read.store(true, Ordering::Release);
-        let mut body = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        Pin::new(&mut *body).poll_frame(cx)
+        match self.get_mut() {
+            Self::Endpoint(body) => Pin::new(body).poll_frame(cx),
+            Self::Page(page) => Poll::Ready(page.take().map(|data| Ok(Frame::data(data)))),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_end_stream()
+        match self {
+            Self::Endpoint(body) => body.is_end_stream(),
+            Self::Page(page) => page.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .size_hint()
+        match self {
+            Self::Endpoint(body) => body.size_hint(),
+            Self::Page(page) => {
+                SizeHint::with_exact(page.as_ref().map_or(0, |data| data.len() as u64))
+            }
+        }
     }
 }
 
@@ -457,7 +511,7 @@ mod tests {
         headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         set_forwarded(
             &mut headers,
-            "a.example:8080",
+            Some(HeaderValue::from_static("a.example:8080")),
             "[::ffff:192.0.2.7]:5555".parse().unwrap(),
             "https",
         );
@@ -486,7 +540,9 @@ mod tests {
         use super::super::*;
         use crate::backends::Backends;
         use crate::routes::Table;
-        use http_body_util::Full;
+        use http_body_util::{BodyExt, Full};
+        use hyper_util::client::legacy::Client;
+        use hyper_util::client::legacy::connect::HttpConnector;
         use serde_json::json;
 
         /// A backend answering with the body it read and the X-Forwarded-For it saw.

@@ -428,19 +428,17 @@ async fn spawn_ingress(
     pki: &kite_pki::Pki,
     settings: &Settings,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let bind = |port: u16| async move {
+    let threads = kite_ingress::workers::count();
+    let bind = |port: u16| {
         let address = SocketAddr::new(settings.node_ip, port);
-        match tokio::net::TcpListener::bind(address).await {
-            Ok(listener) => Some(listener),
-            Err(error) => {
-                tracing::warn!(%address, %error, "ingress: cannot listen (--disable traefik silences this)");
-                None
-            }
-        }
+        kite_ingress::workers::bind(address, threads).unwrap_or_else(|error| {
+            tracing::warn!(%address, %error, "ingress: cannot listen (--disable traefik silences this)");
+            Vec::new()
+        })
     };
     let listeners = kite_ingress::Listeners {
-        http: bind(INGRESS_PORTS.0).await,
-        https: bind(INGRESS_PORTS.1).await,
+        http: bind(INGRESS_PORTS.0),
+        https: bind(INGRESS_PORTS.1),
     };
     let names = vec![settings.node_name.clone()];
     let (cert, key) = pki
@@ -459,7 +457,7 @@ async fn spawn_ingress(
         node_ip: settings.node_ip,
         default_certificate,
     };
-    tracing::info!(ip = %settings.node_ip, "ingress controller listening on ports 80 and 443");
+    tracing::info!(ip = %settings.node_ip, threads, "ingress controller listening on ports 80 and 443");
     Ok(tokio::spawn(kite_ingress::run(config, listeners)))
 }
 
