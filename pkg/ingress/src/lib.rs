@@ -5,7 +5,8 @@
 //! Start at [`run`]. Module map: [`routes`] (Ingresses → a routing table:
 //! pure, precedence rules), [`backends`] (Service ports → ready endpoints,
 //! round-robin), [`pool`] (keep-alive connections to endpoints), [`tls`] (certificates by SNI from Secrets), [`proxy`] (the
-//! HTTP/1.1 + HTTP/2 server and forwarding), [`status`] (the node address in
+//! general HTTP/1.1 + HTTP/2 server and forwarding), [`h1`] (the lean
+//! path plain HTTP/1.1 requests take), [`status`] (the node address in
 //! `status.loadBalancer`), [`class`] (the `kite` IngressClass), [`workers`]
 //! (one server thread per core, as nginx runs its workers).
 //!
@@ -17,6 +18,7 @@
 
 pub mod backends;
 pub mod class;
+pub mod h1;
 pub mod pool;
 pub mod proxy;
 pub mod routes;

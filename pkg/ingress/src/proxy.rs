@@ -10,6 +10,7 @@
 //! two connections are then spliced byte for byte.
 
 use crate::backends::Backends;
+use crate::h1::upstream::Upstreams;
 use crate::pool::{ConnectError, Pool, PooledBody, RequestBody, Sender};
 use crate::routes::{Route, Table};
 use bytes::Bytes;
@@ -65,20 +66,32 @@ impl State {
 pub struct Proxy {
     state: Arc<State>,
     pool: Arc<Pool>,
+    upstreams: Arc<Upstreams>,
 }
 
 impl Proxy {
-    /// A proxy over `state` with a pool of its own.
+    /// A proxy over `state` with pools of its own.
     pub fn new(state: Arc<State>) -> Self {
         Self {
             state,
             pool: Arc::default(),
+            upstreams: Arc::default(),
         }
     }
 
-    /// The pool of connections to endpoints.
+    /// The general server's pool of connections to endpoints.
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
+    }
+
+    /// The HTTP/1.1 path's pool of connections to endpoints.
+    pub fn upstreams(&self) -> &Arc<Upstreams> {
+        &self.upstreams
+    }
+
+    /// The current routes and endpoints.
+    pub(crate) fn snapshot(&self) -> (Arc<Table>, Arc<Backends>) {
+        self.state.snapshot()
     }
 
     /// Serves plain HTTP on `listener` until the future is dropped.
@@ -86,11 +99,7 @@ impl Proxy {
         loop {
             let (stream, peer) = accept(&listener).await;
             let proxy = self.clone();
-            tokio::spawn(async move {
-                proxy
-                    .serve_connection(TokioIo::new(stream), peer, "http")
-                    .await;
-            });
+            tokio::spawn(crate::h1::serve(proxy, stream, peer));
         }
     }
 
@@ -119,8 +128,14 @@ impl Proxy {
         }
     }
 
-    async fn serve_connection<I>(&self, io: TokioIo<I>, peer: SocketAddr, scheme: &'static str)
-    where
+    /// Serves one connection with hyper: HTTP/1 and HTTP/2, every request
+    /// shape (the plain-HTTP path hands over what it does not take).
+    pub(crate) async fn serve_connection<I>(
+        &self,
+        io: TokioIo<I>,
+        peer: SocketAddr,
+        scheme: &'static str,
+    ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let proxy = self.clone();
@@ -432,12 +447,17 @@ fn set_forwarded(
     }
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response<ResponseBody> {
-    let body = format!(
+/// The text of kite's error page for `status`.
+pub(crate) fn page_text(status: StatusCode, message: &str) -> String {
+    format!(
         "{} {}: {message}\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
-    );
+    )
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    let body = page_text(status, message);
     let mut response = Response::new(ResponseBody::Page(Some(Bytes::from(body))));
     *response.status_mut() = status;
     response.headers_mut().insert(

@@ -117,12 +117,14 @@ fn serve(
                 }
             }
         };
-        let pool = proxy.pool().clone();
+        let (pool, upstreams) = (proxy.pool().clone(), proxy.upstreams().clone());
         let pruning = async move {
             let mut every = tokio::time::interval(IDLE_TIMEOUT / 2);
+            every.tick().await;
             loop {
                 every.tick().await;
                 pool.prune();
+                upstreams.prune();
             }
         };
         tokio::select! {
