@@ -9,13 +9,15 @@ Both proxies get the same wrk runs (keep-alive connections, plain HTTP).
 
 Run through tests/bench/ingress.sh, which builds kite and runs this inside a
 network namespace of its own. Settings: DURATION (s, default 10),
-CONNECTIONS (default "1,32"), THREADS (wrk threads, default 2).
+CONNECTIONS (default "1,32"), THREADS (wrk threads, default 2), ROUNDS
+(measured runs per proxy, alternating order; default 3).
 """
 
 import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ HOST = "bench.example"
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNECTIONS = [int(n) for n in os.environ.get("CONNECTIONS", "1,32").split(",")]
 THREADS = int(os.environ.get("THREADS", "2"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 
 # The backend and nginx-as-proxy are separate nginx instances, as an
 # ingress and its pods are separate programs: one instance doing both would
@@ -158,10 +161,19 @@ def main():
         for _, url in targets:
             wait_ok(url)
         for connections in CONNECTIONS:
-            for name, url in targets:
+            for _, url in targets:
                 wrk(url, connections)  # warm-up: pools filled, caches hot
-                rps, p99, errors = wrk(url, connections)
-                rows.append((name, connections, rps, p99, errors))
+            # Rounds alternate the order, so neither proxy always runs
+            # first; on a small, shared machine single runs vary by 10 %.
+            samples = {name: [] for name, _ in targets}
+            for round_ in range(ROUNDS):
+                for name, url in (targets if round_ % 2 == 0 else targets[::-1]):
+                    samples[name].append(wrk(url, connections))
+            for name, _ in targets:
+                runs = samples[name]
+                rows.append((name, connections, statistics.median(r[0] for r in runs),
+                             min(r[0] for r in runs), max(r[0] for r in runs),
+                             statistics.median(r[1] for r in runs), sum(r[2] for r in runs)))
     finally:
         server.stop()
         for nginx in nginxes:
@@ -171,11 +183,11 @@ def main():
             shutil.rmtree(nginx_dir, ignore_errors=True)
         # No pods ran, so nothing is mounted under the data dir.
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\ningress: wrk -t{THREADS} -d{DURATION}s, keep-alive, GET / (33 bytes) "
-          f"(kite {os.environ.get('KITE_BIN', 'kite')})")
-    print(f"{'through':>8} {'conns':>6} {'req/s':>10} {'p99 ms':>8} {'non-2xx':>8}")
-    for name, connections, rps, p99, errors in rows:
-        print(f"{name:>8} {connections:>6} {rps:>10.0f} {p99:>8.2f} {errors:>8}")
+    print(f"\ningress: wrk -t{THREADS} -d{DURATION}s, keep-alive, GET / (33 bytes), "
+          f"median of {ROUNDS} rounds (kite {os.environ.get('KITE_BIN', 'kite')})")
+    print(f"{'through':>8} {'conns':>6} {'req/s':>10} {'min':>8} {'max':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, connections, rps, low, high, p99, errors in rows:
+        print(f"{name:>8} {connections:>6} {rps:>10.0f} {low:>8.0f} {high:>8.0f} {p99:>8.2f} {errors:>8}")
 
 
 if __name__ == "__main__":
