@@ -4,7 +4,7 @@
 //!
 //! Start at [`run`]. Module map: [`routes`] (Ingresses → a routing table:
 //! pure, precedence rules), [`backends`] (Service ports → ready endpoints,
-//! round-robin), [`pool`] (keep-alive connections to endpoints), [`tls`] (certificates by SNI from Secrets), [`proxy`] (the
+//! round-robin), [`attempts`] (which endpoint a request tries next), [`pool`] (keep-alive connections to endpoints), [`tls`] (certificates by SNI from Secrets), [`proxy`] (the
 //! general HTTP/1.1 + HTTP/2 server and forwarding), [`h1`] (the lean
 //! path plain HTTP/1.1 requests take), [`status`] (the node address in
 //! `status.loadBalancer`), [`class`] (the `kite` IngressClass), [`workers`]
@@ -16,6 +16,7 @@
 // Tests may unwrap; library code may not (checked by the non-test clippy pass).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod attempts;
 pub mod backends;
 pub mod class;
 pub mod h1;

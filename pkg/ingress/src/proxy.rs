@@ -2,17 +2,15 @@
 //!
 //! Clients speak HTTP/1.1 or HTTP/2 (prior knowledge in the clear, ALPN over
 //! TLS); endpoints get HTTP/1.1 over keep-alive connections from the server
-//! thread's [`Pool`]. Each request starts at the next endpoint of its backend
-//! and moves on when a connection is refused (the request was not sent, so
-//! it goes on whole). An idempotent request without a body that fails on
-//! a connection once more is sent once more, on a new connection, as nginx
-//! does. Upgrades (WebSocket) are answered with the endpoint's 101 and the
-//! two connections are then spliced byte for byte.
+//! thread's [`Pool`], tried in the order [`crate::attempts`] gives.
+//! Upgrades (WebSocket) are answered with the endpoint's 101 and the two
+//! connections are then spliced byte for byte.
 
+use crate::attempts::{self, Attempt, Attempts};
 use crate::backends::Backends;
 use crate::h1::upstream::Upstreams;
 use crate::pool::{ConnectError, Pool, PooledBody, RequestBody, Sender};
-use crate::routes::{Route, Table};
+use crate::routes::Table;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -157,25 +155,11 @@ impl Proxy {
         scheme: &'static str,
     ) -> Response<ResponseBody> {
         let host = host_of(&request);
-        let (table, backends) = self.state.snapshot();
         let host_name = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
-        let backend = match table.lookup(host_name, request.uri().path()) {
-            Route::Backend(backend) => backend,
-            Route::NotFound => return error_page(StatusCode::NOT_FOUND, "no ingress rule matches"),
+        let (backend, order) = match attempts::route(self, host_name, request.uri().path()) {
+            Ok(routed) => routed,
+            Err(refusal) => return error_page(refusal.status, &refusal.message),
         };
-        let endpoints = backends
-            .get(&backend)
-            .map(|e| e.attempt_order())
-            .unwrap_or_default();
-        if endpoints.is_empty() {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!(
-                    "service {}/{} has no ready endpoints",
-                    backend.namespace, backend.service
-                ),
-            );
-        }
 
         let upgrade = upgrade_protocol(&request);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
@@ -200,21 +184,18 @@ impl Proxy {
         let mut outgoing = Some(outgoing(parts.method, uri, headers, body));
 
         let mut last_error: Option<ConnectError> = None;
-        let mut retried = spare.is_none();
-        // After a pooled connection failed, the next try opens a new one.
-        let mut fresh = false;
-        let mut attempts = endpoints.into_iter().peekable();
-        while let Some(&endpoint) = attempts.peek() {
+        let mut attempts = Attempts::new(order, spare.is_some());
+        while let Some(Attempt { endpoint, pooled }) = attempts.current() {
             let Some(request) = outgoing.take() else {
                 break;
             };
-            let pooled = if fresh {
-                None
-            } else {
+            let idle = if pooled {
                 self.pool.idle(endpoint).await
+            } else {
+                None
             };
-            let reused = pooled.is_some();
-            let mut sender = match pooled {
+            let reused = idle.is_some();
+            let mut sender = match idle {
                 Some(sender) => sender,
                 None => match Pool::connect(endpoint).await {
                     Ok(sender) => sender,
@@ -222,8 +203,7 @@ impl Proxy {
                         tracing::debug!(%endpoint, %error, "ingress: endpoint refused; trying the next");
                         last_error = Some(error);
                         outgoing = Some(request);
-                        fresh = false;
-                        attempts.next();
+                        attempts.refused();
                         continue;
                     }
                 },
@@ -234,21 +214,15 @@ impl Proxy {
                 }
                 Err(mut error) => {
                     if let Some(request) = error.take_message() {
-                        // Closed before the request went out: it goes on whole.
                         tracing::debug!(%endpoint, error = %error.error(), "ingress: connection closed before sending");
                         outgoing = Some(request);
-                        if !reused {
-                            attempts.next();
-                        }
-                        fresh = reused;
+                        attempts.closed_before_sending(reused);
                         continue;
                     }
                     let error = error.into_error();
                     match &spare {
-                        Some((method, uri, headers)) if !retried => {
+                        Some((method, uri, headers)) if attempts.failed(reused) => {
                             tracing::debug!(%endpoint, %error, "ingress: endpoint failed; retrying once");
-                            retried = true;
-                            fresh = true;
                             outgoing = Some(outgoing_again(method, uri, headers));
                         }
                         _ => {

@@ -10,18 +10,16 @@
 //! [`MAX_REQUEST`], malformed heads) hands the connection, with the bytes
 //! read so far, to the general server for the rest of its life.
 //!
-//! Routing, endpoint order, retries, forwarded headers and error pages are
-//! the general server's: connect failures move on to the next endpoint, an
-//! idempotent request without a body that fails on a reused connection is
-//! sent once more on a new one, 404 without a rule, 503 without endpoints.
+//! Routing, endpoint order and retries come from [`crate::attempts`], as
+//! for the general server; forwarded headers and error pages are its too.
 
 pub mod framing;
 pub mod head;
 pub mod rewind;
 pub mod upstream;
 
+use crate::attempts::{self, Attempt, Attempts};
 use crate::proxy::{Proxy, page_text};
-use crate::routes::Route;
 use bytes::{Buf, BytesMut};
 use framing::{ChunkedEnd, Framing};
 use head::{Parsed, ParsedResponse, Request};
@@ -137,50 +135,28 @@ async fn exchange(
 ) -> bool {
     let host = std::str::from_utf8(&raw[request.host.clone()]).unwrap_or("");
     let path = std::str::from_utf8(&raw[request.path.clone()]).unwrap_or("/");
-    let (table, backends) = proxy.snapshot();
-    let backend = match table.lookup(host, path) {
-        Route::Backend(backend) => backend,
-        Route::NotFound => {
-            return page(
-                client,
-                StatusCode::NOT_FOUND,
-                "no ingress rule matches",
-                out,
-            )
-            .await;
-        }
+    let (backend, order) = match attempts::route(proxy, host, path) {
+        Ok(routed) => routed,
+        Err(refusal) => return page(client, refusal.status, &refusal.message, out).await,
     };
-    let endpoints = backends
-        .get(&backend)
-        .map(|e| e.attempt_order())
-        .unwrap_or_default();
-    if endpoints.is_empty() {
-        let message = format!(
-            "service {}/{} has no ready endpoints",
-            backend.namespace, backend.service
-        );
-        return page(client, StatusCode::SERVICE_UNAVAILABLE, &message, out).await;
-    }
     let body = &raw[request.length..];
     let upstreams = proxy.upstreams();
-    let mut retried = !(request.idempotent && request.body == Framing::Empty);
-    let mut fresh = false;
-    let mut attempts = endpoints.iter().peekable();
-    while let Some(&&endpoint) = attempts.peek() {
-        let pooled = if fresh {
-            None
-        } else {
+    let retryable = request.idempotent && request.body == Framing::Empty;
+    let mut attempts = Attempts::new(order, retryable);
+    while let Some(Attempt { endpoint, pooled }) = attempts.current() {
+        let idle = if pooled {
             upstreams.idle(endpoint).await
+        } else {
+            None
         };
-        let reused = pooled.is_some();
-        let mut upstream = match pooled {
+        let reused = idle.is_some();
+        let mut upstream = match idle {
             Some(upstream) => upstream,
             None => match Upstream::connect(endpoint).await {
                 Ok(upstream) => upstream,
                 Err(error) => {
                     tracing::debug!(%endpoint, %error, "ingress: endpoint refused; trying the next");
-                    fresh = false;
-                    attempts.next();
+                    attempts.refused();
                     continue;
                 }
             },
@@ -195,10 +171,8 @@ async fn exchange(
                 }
                 return client_open;
             }
-            Relayed::NoResponse(error) if reused && !retried => {
+            Relayed::NoResponse(error) if attempts.failed(reused) => {
                 tracing::debug!(%endpoint, %error, "ingress: endpoint failed; retrying once");
-                retried = true;
-                fresh = true;
             }
             Relayed::NoResponse(error) => {
                 tracing::debug!(%endpoint, %error, "ingress: endpoint failed");
