@@ -24,6 +24,8 @@ pub mod pool;
 pub mod proxy;
 pub mod routes;
 pub mod status;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod workers;
 

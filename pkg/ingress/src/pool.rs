@@ -9,6 +9,7 @@
 //! send, so the next attempt needs no copy of it.
 
 use bytes::Bytes;
+use http_body_util::{Either, Empty};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -28,42 +29,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// Idle connections kept per endpoint; more are closed.
 const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
-/// What requests to endpoints carry: the client's body, or none.
-pub enum RequestBody {
-    /// The client's request body, streamed through.
-    Client(Incoming),
-    /// No body (the client sent none).
-    Empty,
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            Self::Client(body) => Pin::new(body).poll_frame(cx),
-            Self::Empty => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Client(body) => body.is_end_stream(),
-            Self::Empty => true,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Client(body) => body.size_hint(),
-            Self::Empty => SizeHint::with_exact(0),
-        }
-    }
-}
+/// What requests to endpoints carry: the client's body streamed through,
+/// or none when the client sent none.
+pub type RequestBody = Either<Incoming, Empty<Bytes>>;
 
 /// The sending half of a connection to an endpoint.
 pub type Sender = SendRequest<RequestBody>;
@@ -232,36 +200,24 @@ mod tests {
     use http::Request;
     use http_body_util::{BodyExt, Full};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::net::TcpListener;
 
     /// An endpoint answering `/big` with 1 MiB and anything else with "ok",
     /// counting the connections it accepted.
     async fn endpoint() -> (SocketAddr, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(|request: Request<Incoming>| async move {
-                            let body = if request.uri().path() == "/big" {
-                                Bytes::from(vec![b'x'; 1 << 20])
-                            } else {
-                                Bytes::from_static(b"ok")
-                            };
-                            Ok::<_, hyper::Error>(http::Response::new(Full::new(body)))
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        (addr, accepted)
+        crate::testing::counting_endpoint(|stream| async move {
+            let service = hyper::service::service_fn(|request: Request<Incoming>| async move {
+                let body = if request.uri().path() == "/big" {
+                    Bytes::from(vec![b'x'; 1 << 20])
+                } else {
+                    Bytes::from_static(b"ok")
+                };
+                Ok::<_, hyper::Error>(http::Response::new(Full::new(body)))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        })
+        .await
     }
 
     async fn get(pool: &Arc<Pool>, endpoint: SocketAddr, path: &str) -> PooledBody {
@@ -271,7 +227,7 @@ mod tests {
         };
         let request = Request::get(path)
             .header(http::header::HOST, "x")
-            .body(RequestBody::Empty)
+            .body(Either::Right(Empty::new()))
             .unwrap();
         let response = sender
             .try_send_request(request)

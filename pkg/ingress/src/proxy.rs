@@ -14,12 +14,11 @@ use crate::routes::Table;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -177,9 +176,9 @@ impl Proxy {
         let spare = (bodyless && idempotent(&parts.method))
             .then(|| (parts.method.clone(), uri.clone(), headers.clone()));
         let body = if bodyless {
-            RequestBody::Empty
+            Either::Right(Empty::new())
         } else {
-            RequestBody::Client(body)
+            Either::Left(body)
         };
         let mut outgoing = Some(outgoing(parts.method, uri, headers, body));
 
@@ -269,11 +268,11 @@ impl Proxy {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
             });
             // The connection is the WebSocket's now, never the pool's.
-            return response.map(|body| ResponseBody::Endpoint(PooledBody::unpooled(body)));
+            return response.map(|body| Either::Left(PooledBody::unpooled(body)));
         }
         strip_hop_by_hop(response.headers_mut());
         let pool = self.pool.clone();
-        response.map(|body| ResponseBody::Endpoint(PooledBody::new(body, pool, endpoint, sender)))
+        response.map(|body| Either::Left(PooledBody::new(body, pool, endpoint, sender)))
     }
 }
 
@@ -321,7 +320,7 @@ fn outgoing_again(method: &Method, uri: &Uri, headers: &HeaderMap) -> Request<Re
         method.clone(),
         uri.clone(),
         headers.clone(),
-        RequestBody::Empty,
+        Either::Right(Empty::new()),
     )
 }
 
@@ -432,7 +431,7 @@ pub(crate) fn page_text(status: StatusCode, message: &str) -> String {
 
 fn error_page(status: StatusCode, message: &str) -> Response<ResponseBody> {
     let body = page_text(status, message);
-    let mut response = Response::new(ResponseBody::Page(Some(Bytes::from(body))));
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -441,44 +440,9 @@ fn error_page(status: StatusCode, message: &str) -> Response<ResponseBody> {
     response
 }
 
-/// What the server answers with: an endpoint's body or an error page.
-pub enum ResponseBody {
-    /// Streamed from the endpoint.
-    Endpoint(PooledBody),
-    /// kite's own page, until sent.
-    Page(Option<Bytes>),
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            Self::Endpoint(body) => Pin::new(body).poll_frame(cx),
-            Self::Page(page) => Poll::Ready(page.take().map(|data| Ok(Frame::data(data)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Endpoint(body) => body.is_end_stream(),
-            Self::Page(page) => page.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Endpoint(body) => body.size_hint(),
-            Self::Page(page) => {
-                SizeHint::with_exact(page.as_ref().map_or(0, |data| data.len() as u64))
-            }
-        }
-    }
-}
+/// What the server answers with: an endpoint's body streamed through, or
+/// kite's own error page.
+pub type ResponseBody = Either<PooledBody, Full<Bytes>>;
 
 #[cfg(test)]
 mod tests {

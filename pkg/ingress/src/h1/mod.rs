@@ -370,102 +370,89 @@ mod tests {
     /// Answers, by path, with responses framed every way there is; counts
     /// the connections it accepts.
     async fn endpoint() -> (SocketAddr, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
+        crate::testing::counting_endpoint(|mut stream| async move {
+            let mut buffer = Vec::new();
             loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buffer = Vec::new();
-                    loop {
-                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-                            let mut chunk = [0u8; 4096];
-                            match stream.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                            }
-                            continue;
-                        };
-                        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
-                        buffer.drain(..end + 4);
-                        if head
-                            .to_ascii_lowercase()
-                            .contains("transfer-encoding: chunked")
-                        {
-                            // The test's chunked bodies have no trailers.
-                            while !buffer.windows(5).any(|w| w == b"0\r\n\r\n") {
-                                let mut chunk = [0u8; 4096];
-                                match stream.read(&mut chunk).await {
-                                    Ok(0) | Err(_) => return,
-                                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                                }
-                            }
-                            let at = buffer.windows(5).position(|w| w == b"0\r\n\r\n").unwrap();
-                            buffer.drain(..at + 5);
-                        }
-                        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-                        let parts: Vec<Vec<u8>> = match path.as_str() {
-                            "/chunked" => vec![
-                                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"
-                                    .to_vec(),
-                                b"lo\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n".to_vec(),
-                            ],
-                            "/close" => {
-                                vec![b"HTTP/1.1 200 OK\r\n\r\nuntil".to_vec(), b" close".to_vec()]
-                            }
-                            "/hints" => vec![
-                                b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n".to_vec(),
-                                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal".to_vec(),
-                            ],
-                            "/big" => {
-                                let mut big =
-                                    b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".to_vec();
-                                big.extend(std::iter::repeat_n(b'x', 1 << 20));
-                                vec![big]
-                            }
-                            _ => {
-                                let forwarded = head
-                                    .lines()
-                                    .find_map(|l| {
-                                        let (name, value) = l.split_once(": ")?;
-                                        name.eq_ignore_ascii_case("x-forwarded-for")
-                                            .then_some(value)
-                                    })
-                                    .unwrap_or("")
-                                    .to_string();
-                                let body = format!("ok {forwarded}");
-                                let length = if head.starts_with("HEAD") {
-                                    0
-                                } else {
-                                    body.len()
-                                };
-                                let mut response = format!(
-                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
-                                    body.len()
-                                );
-                                if length > 0 {
-                                    response.push_str(&body);
-                                }
-                                vec![response.into_bytes()]
-                            }
-                        };
-                        for part in parts {
-                            if stream.write_all(&part).await.is_err() {
-                                return;
-                            }
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                        if path == "/close" {
-                            return;
+                let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    let mut chunk = [0u8; 4096];
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                buffer.drain(..end + 4);
+                if head
+                    .to_ascii_lowercase()
+                    .contains("transfer-encoding: chunked")
+                {
+                    // The test's chunked bodies have no trailers.
+                    while !buffer.windows(5).any(|w| w == b"0\r\n\r\n") {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
                         }
                     }
-                });
+                    let at = buffer.windows(5).position(|w| w == b"0\r\n\r\n").unwrap();
+                    buffer.drain(..at + 5);
+                }
+                let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                let parts: Vec<Vec<u8>> = match path.as_str() {
+                    "/chunked" => vec![
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel".to_vec(),
+                        b"lo\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n".to_vec(),
+                    ],
+                    "/close" => {
+                        vec![b"HTTP/1.1 200 OK\r\n\r\nuntil".to_vec(), b" close".to_vec()]
+                    }
+                    "/hints" => vec![
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n".to_vec(),
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal".to_vec(),
+                    ],
+                    "/big" => {
+                        let mut big =
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+                        big.extend(std::iter::repeat_n(b'x', 1 << 20));
+                        vec![big]
+                    }
+                    _ => {
+                        let forwarded = head
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(": ")?;
+                                name.eq_ignore_ascii_case("x-forwarded-for")
+                                    .then_some(value)
+                            })
+                            .unwrap_or("")
+                            .to_string();
+                        let body = format!("ok {forwarded}");
+                        let length = if head.starts_with("HEAD") {
+                            0
+                        } else {
+                            body.len()
+                        };
+                        let mut response =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        if length > 0 {
+                            response.push_str(&body);
+                        }
+                        vec![response.into_bytes()]
+                    }
+                };
+                for part in parts {
+                    if stream.write_all(&part).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                if path == "/close" {
+                    return;
+                }
             }
-        });
-        (addr, accepted)
+        })
+        .await
     }
 
     /// A plain-HTTP ingress routing host `t` to `endpoint`.
