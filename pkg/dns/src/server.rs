@@ -1,8 +1,11 @@
 //! Serving DNS over UDP and TCP: each query is answered from the current
-//! [`Zone`] or forwarded upstream.
+//! [`Zone`] or forwarded upstream. An ExternalName's alias is followed, as
+//! CoreDNS does: stub resolvers (glibc's, musl's) do not chase a CNAME
+//! themselves, so an answer holding only the alias would leave them with
+//! no address.
 
 use crate::forward::Forwarder;
-use crate::wire::{self, Query, rcode};
+use crate::wire::{self, Query, Rdata, Response, rcode, rtype};
 use crate::zone::{Answer, Zone};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,8 +21,23 @@ const UDP_WORKERS: usize = 4;
 enum Reply {
     /// Answered at once (`None`: dropped unanswered).
     Now(Option<Vec<u8>>),
-    /// Forwarded upstream, with the size limit of the answer.
+    /// Answered once an upstream has been asked.
+    Later(Pending),
+}
+
+/// A reply waiting on an upstream resolver; each carries the size limit of
+/// the answer.
+enum Pending {
+    /// A name outside the cluster, forwarded as it is.
     Forward(Query, usize),
+    /// A cluster alias (`response`) whose out-of-cluster `target`'s
+    /// addresses are added to it.
+    Alias {
+        query: Query,
+        response: Response,
+        target: String,
+        limit: usize,
+    },
 }
 
 /// Answers queries from a zone that the informers replace as the cluster changes.
@@ -78,7 +96,34 @@ impl Server {
     pub async fn handle(&self, raw: &[u8], tcp: bool) -> Option<Vec<u8>> {
         match self.reply(raw, tcp) {
             Reply::Now(answer) => answer,
-            Reply::Forward(query, limit) => Some(self.forward(&query, raw, tcp, limit).await),
+            Reply::Later(pending) => Some(self.finish(pending, raw, tcp).await),
+        }
+    }
+
+    async fn finish(&self, pending: Pending, raw: &[u8], tcp: bool) -> Vec<u8> {
+        match pending {
+            Pending::Forward(query, limit) => self.forward(&query, raw, tcp, limit).await,
+            Pending::Alias {
+                query,
+                mut response,
+                target,
+                limit,
+            } => {
+                let asked = Query {
+                    name: target.clone(),
+                    rd: true,
+                    edns: None,
+                    qclass: wire::CLASS_IN,
+                    ..query.clone()
+                };
+                let raw = wire::query_message(query.id, &target, query.qtype);
+                if let Some(answer) = self.forwarder.forward(&asked, &raw, tcp).await
+                    && let Some((rcode::NOERROR, records)) = wire::parse_answers(&answer)
+                {
+                    response.answers.extend(records);
+                }
+                wire::encode(&query, &response, limit)
+            }
         }
     }
 
@@ -98,9 +143,37 @@ impl Server {
         if query.opcode != 0 {
             return Reply::Now(Some(wire::error_response(query.id, rcode::NOTIMP)));
         }
-        match self.zone().lookup(&query) {
-            Answer::Local(response) => Reply::Now(Some(wire::encode(&query, &response, limit))),
-            Answer::Forward => Reply::Forward(query, limit),
+        let zone = self.zone();
+        match zone.lookup(&query) {
+            Answer::Local(mut response) => {
+                let Some(target) = alias_to_follow(&query, &response) else {
+                    return Reply::Now(Some(wire::encode(&query, &response, limit)));
+                };
+                let asked = Query {
+                    name: target.clone(),
+                    ..query.clone()
+                };
+                match zone.lookup(&asked) {
+                    // An alias of another cluster name: one step, no loops.
+                    Answer::Local(found) if found.rcode == rcode::NOERROR => {
+                        response
+                            .answers
+                            .extend(found.answers.into_iter().map(|mut record| {
+                                record.name.get_or_insert_with(|| target.clone());
+                                record
+                            }));
+                        Reply::Now(Some(wire::encode(&query, &response, limit)))
+                    }
+                    Answer::Local(_) => Reply::Now(Some(wire::encode(&query, &response, limit))),
+                    Answer::Forward => Reply::Later(Pending::Alias {
+                        query,
+                        response,
+                        target,
+                        limit,
+                    }),
+                }
+            }
+            Answer::Forward => Reply::Later(Pending::Forward(query, limit)),
         }
     }
 
@@ -167,10 +240,10 @@ impl Server {
                     }
                 }
                 // Waiting on an upstream must not hold up the cluster's answers.
-                Reply::Forward(query, limit) => {
+                Reply::Later(pending) => {
                     let (server, socket, raw) = (self.clone(), socket.clone(), raw.to_vec());
                     tokio::spawn(async move {
-                        let answer = server.forward(&query, &raw, false, limit).await;
+                        let answer = server.finish(pending, &raw, false).await;
                         if let Err(error) = socket.send_to(&answer, from).await {
                             tracing::debug!(%from, %error, "DNS answer not sent");
                         }
@@ -221,6 +294,20 @@ impl Server {
                 return;
             }
         }
+    }
+}
+
+/// The target of an answer that is only an alias, for an address query.
+fn alias_to_follow(query: &Query, response: &Response) -> Option<String> {
+    if !matches!(query.qtype, rtype::A | rtype::AAAA) || response.rcode != rcode::NOERROR {
+        return None;
+    }
+    match response.answers.as_slice() {
+        [only] => match &only.data {
+            Rdata::Cname(target) => Some(target.clone()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -284,6 +371,99 @@ mod tests {
             stream.read_exact(&mut answer).await.unwrap();
             assert_eq!(answer[3] & 0xf, rcode::NXDOMAIN);
             assert_eq!(answer[2] & 0x04, 0x04, "authoritative");
+        };
+        tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .unwrap();
+    }
+
+    /// An upstream on loopback answering `db.example.test` with one address
+    /// and every other name with NXDOMAIN.
+    async fn stub_upstream() -> std::net::SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                let query = wire::parse_query(&buf[..n]).unwrap();
+                let mut response = Response::default();
+                if query.name == "db.example.test" && query.qtype == rtype::A {
+                    response.answers.push(wire::Record {
+                        name: None,
+                        ttl: 30,
+                        data: Rdata::A("198.51.100.7".parse().unwrap()),
+                    });
+                } else {
+                    response.rcode = rcode::NXDOMAIN;
+                }
+                let _ = socket
+                    .send_to(&wire::encode(&query, &response, 512), from)
+                    .await;
+            }
+        });
+        addr
+    }
+
+    fn alias_zone() -> Zone {
+        let services: Vec<Arc<k8s_openapi::api::core::v1::Service>> = [
+            serde_json::json!({"metadata": {"name": "web", "namespace": "default"},
+                "spec": {"clusterIP": "10.43.0.20", "ports": [{"port": 80}]}}),
+            serde_json::json!({"metadata": {"name": "out", "namespace": "default"},
+                "spec": {"type": "ExternalName", "externalName": "db.example.test"}}),
+            serde_json::json!({"metadata": {"name": "gone", "namespace": "default"},
+                "spec": {"type": "ExternalName", "externalName": "nowhere.example.test"}}),
+            serde_json::json!({"metadata": {"name": "in", "namespace": "default"},
+                "spec": {"type": "ExternalName",
+                         "externalName": "web.default.svc.cluster.local"}}),
+        ]
+        .into_iter()
+        .map(|value| Arc::new(serde_json::from_value(value).unwrap()))
+        .collect();
+        let no_slices: [Arc<k8s_openapi::api::discovery::v1::EndpointSlice>; 0] = [];
+        Zone::build("cluster.local", None, &services, &no_slices, 1)
+    }
+
+    async fn answers(server: &Server, name: &str, qtype: u16) -> (u8, Vec<wire::Record>) {
+        let answer = server.handle(&raw_query(name, qtype), false).await.unwrap();
+        wire::parse_answers(&answer).unwrap()
+    }
+
+    #[tokio::test]
+    async fn external_name_aliases_are_followed_to_their_addresses() {
+        let upstream = stub_upstream().await;
+        let server = Server::new(alias_zone(), Forwarder::new(vec![upstream]));
+        let cname = |target: &str| Rdata::Cname(target.to_string());
+        let run = async {
+            let (code, records) = answers(&server, "out.default.svc.cluster.local", rtype::A).await;
+            assert_eq!(code, rcode::NOERROR);
+            let data: Vec<_> = records.iter().map(|r| r.data.clone()).collect();
+            assert_eq!(
+                data,
+                [
+                    cname("db.example.test"),
+                    Rdata::A("198.51.100.7".parse().unwrap())
+                ]
+            );
+            assert_eq!(records[1].name.as_deref(), Some("db.example.test"));
+            // A target the upstream does not know: the alias alone.
+            let (code, records) =
+                answers(&server, "gone.default.svc.cluster.local", rtype::A).await;
+            assert_eq!(code, rcode::NOERROR);
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].data, cname("nowhere.example.test"));
+            // A cluster target is answered from the zone.
+            let (_, records) = answers(&server, "in.default.svc.cluster.local", rtype::A).await;
+            let data: Vec<_> = records.iter().map(|r| r.data.clone()).collect();
+            assert_eq!(
+                data,
+                [
+                    cname("web.default.svc.cluster.local"),
+                    Rdata::A("10.43.0.20".parse().unwrap())
+                ]
+            );
+            // Other types get the alias only.
+            let (_, records) = answers(&server, "out.default.svc.cluster.local", rtype::TXT).await;
+            assert_eq!(records.len(), 1);
         };
         tokio::time::timeout(Duration::from_secs(10), run)
             .await

@@ -157,6 +157,66 @@ pub fn response_ttl(message: &[u8]) -> Option<(u8, Option<u32>)> {
     Some(((flags & 0xf) as u8, ttl))
 }
 
+/// A recursive query for `name` (to resolve an alias's target upstream).
+pub fn query_message(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + name.len());
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&0x0100u16.to_be_bytes());
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    put_name(&mut out, name);
+    out.extend_from_slice(&qtype.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out
+}
+
+/// The address and alias records of a response's answer section, each with
+/// its owner name, and its rcode; other record types are left out. `None`
+/// when the message does not parse.
+pub fn parse_answers(message: &[u8]) -> Option<(u8, Vec<Record>)> {
+    let mut r = Reader {
+        buf: message,
+        pos: 0,
+    };
+    r.u16()?;
+    let flags = r.u16()?;
+    let (qd, an) = (r.u16()?, r.u16()?);
+    r.take(4)?;
+    for _ in 0..qd {
+        r.name()?;
+        r.take(4)?;
+    }
+    let mut records = Vec::new();
+    for _ in 0..an {
+        let owner = r.name()?;
+        let (kind, class, ttl) = (r.u16()?, r.u16()?, r.u32()?);
+        let len = usize::from(r.u16()?);
+        let start = r.pos;
+        let data = r.take(len)?;
+        let data = match (kind, class, len) {
+            (rtype::A, CLASS_IN, 4) => Rdata::A(Ipv4Addr::new(data[0], data[1], data[2], data[3])),
+            (rtype::AAAA, CLASS_IN, 16) => {
+                let octets: [u8; 16] = data.try_into().ok()?;
+                Rdata::Aaaa(Ipv6Addr::from(octets))
+            }
+            (rtype::CNAME, CLASS_IN, _) => {
+                // The target may point back into the message (compression).
+                let mut target = Reader {
+                    buf: message,
+                    pos: start,
+                };
+                Rdata::Cname(target.name()?)
+            }
+            _ => continue,
+        };
+        records.push(Record {
+            name: Some(owner),
+            ttl,
+            data,
+        });
+    }
+    Some(((flags & 0xf) as u8, records))
+}
+
 /// Sets a message's ID (for relaying upstream answers).
 pub fn set_id(message: &mut [u8], id: u16) {
     if let Some(head) = message.get_mut(..2) {
@@ -496,6 +556,52 @@ mod tests {
         assert_eq!(q.name, "Web.default.svc.cluster.local");
         assert_eq!(q.edns, Some(4096));
         assert_eq!(q.udp_limit(), UDP_MAX);
+    }
+
+    #[test]
+    fn answers_parse_back_with_owners_and_compressed_targets() {
+        let query = parse_query(&query_message(7, "ext.example.test", rtype::A)).expect("query");
+        assert!(query.rd);
+        assert_eq!((query.id, query.qtype), (7, rtype::A));
+        let response = Response {
+            answers: vec![
+                Record {
+                    name: None,
+                    ttl: 30,
+                    data: Rdata::Cname("db.example.test".into()),
+                },
+                Record {
+                    name: Some("db.example.test".into()),
+                    ttl: 20,
+                    data: Rdata::A(Ipv4Addr::new(198, 51, 100, 7)),
+                },
+                Record {
+                    name: Some("db.example.test".into()),
+                    ttl: 20,
+                    data: Rdata::Txt("skipped".into()),
+                },
+            ],
+            ..Default::default()
+        };
+        let mut message = encode(&query, &response, 512);
+        let (code, records) = parse_answers(&message).expect("answers");
+        assert_eq!(code, rcode::NOERROR);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].name.as_deref(), Some("ext.example.test"));
+        assert_eq!(records[0].data, Rdata::Cname("db.example.test".into()));
+        assert_eq!(records[1].data, Rdata::A(Ipv4Addr::new(198, 51, 100, 7)));
+        assert_eq!(records[1].ttl, 20);
+        // A CNAME target pointing at the question's name, compressed.
+        message.truncate(12);
+        message[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+        put_name(&mut message, "a.example.test");
+        message.extend_from_slice(&[0, 1, 0, 1]);
+        message.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 9, 0, 2, 0xc0, 14]);
+        let (_, records) = parse_answers(&message).expect("compressed");
+        assert_eq!(records[0].data, Rdata::Cname("example.test".into()));
+        for len in 0..message.len() {
+            assert_eq!(parse_answers(&message[..len]), None, "prefix {len}");
+        }
     }
 
     #[test]
