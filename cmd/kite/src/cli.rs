@@ -340,6 +340,19 @@ pub struct NodeArgs {
     #[arg(long = "kubelet-arg", env = "KITE_KUBELET_ARG", value_name = "KEY=VALUE",
           value_parser = kubelet_arg, help_heading = "Node")]
     pub kubelet_args: Vec<(String, String)>,
+
+    /// The resolv.conf whose nameservers answer names outside the cluster
+    /// (forwarded by the cluster DNS) and whose search domains pods inherit;
+    /// pods with dnsPolicy Default get it as it is [default: /etc/resolv.conf,
+    /// or systemd-resolved's /run/systemd/resolve/resolv.conf when the former
+    /// names only a loopback stub].
+    #[arg(
+        long,
+        env = "KITE_RESOLV_CONF",
+        value_name = "FILE",
+        help_heading = "Node"
+    )]
+    pub resolv_conf: Option<PathBuf>,
 }
 
 /// `kite agent` flags.

@@ -66,6 +66,9 @@ pub struct Config {
     pub cluster_dns: Option<IpAddr>,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
+    /// The node's resolv.conf: its search domains follow the cluster's in
+    /// pods, and dnsPolicy Default pods get its nameservers.
+    pub resolv_conf: PathBuf,
     /// The port of the kubelet API, published in the Node's `daemonEndpoints`.
     pub port: u16,
     /// The kite version, for `nodeInfo`.

@@ -789,7 +789,7 @@ impl Worker {
 
     fn resolv_conf(&self, pod: &Pod) -> String {
         let spec = pod.spec.clone().unwrap_or_default();
-        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let host = std::fs::read_to_string(&self.shared.config.resolv_conf).unwrap_or_default();
         let host_servers: Vec<String> = host
             .lines()
             .filter_map(|l| l.strip_prefix("nameserver"))
@@ -835,6 +835,14 @@ impl Worker {
                 });
             }
         }
+        // As the kubelet does: duplicates go, and resolvers read no more
+        // than 3 nameservers and 32 search domains.
+        let mut seen = std::collections::HashSet::new();
+        search.retain(|domain| seen.insert(domain.clone()));
+        search.truncate(32);
+        let mut seen = std::collections::HashSet::new();
+        servers.retain(|server| seen.insert(server.clone()));
+        servers.truncate(3);
         let mut out = String::new();
         if !search.is_empty() {
             out.push_str(&format!("search {}\n", search.join(" ")));

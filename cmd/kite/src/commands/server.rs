@@ -35,6 +35,8 @@ struct Settings {
     node_ip: IpAddr,
     database: PathBuf,
     kubeconfig: PathBuf,
+    /// The node's resolv.conf (`--resolv-conf`, or the one found).
+    resolv_conf: PathBuf,
 }
 
 impl Settings {
@@ -60,6 +62,13 @@ impl Settings {
             None => hostname()?,
         };
         let node_ip = args.node.node_ip.unwrap_or_else(default_route_ip);
+        let resolv_conf = match &args.node.resolv_conf {
+            Some(path) if !path.is_file() => {
+                bail!("--resolv-conf {}: no such file", path.display())
+            }
+            Some(path) => path.clone(),
+            None => host_resolv_conf(),
+        };
         let kubeconfig = args
             .write_kubeconfig
             .clone()
@@ -71,6 +80,7 @@ impl Settings {
             node_ip,
             database,
             kubeconfig,
+            resolv_conf,
         })
     }
 
@@ -308,6 +318,7 @@ fn spawn_agent(
         control_plane: true,
         cluster_dns: Some(settings.args.cluster_dns),
         cluster_domain: settings.args.cluster_domain.clone(),
+        resolv_conf: settings.resolv_conf.clone(),
         port: settings.args.node.kubelet_port,
         version: env!("CARGO_PKG_VERSION").to_string(),
         image_gc: kubelet_args.image_gc,
@@ -379,20 +390,14 @@ async fn spawn_dns(
         }
     };
     let exclude = [settings.args.cluster_dns, settings.node_ip];
-    let mut upstreams = kite_dns::forward::upstreams_from_resolv_conf(
-        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    let upstreams = kite_dns::forward::upstreams_from_resolv_conf(
+        &std::fs::read_to_string(&settings.resolv_conf).unwrap_or_default(),
         &exclude,
     );
     if upstreams.is_empty() {
-        // Only a loopback stub (systemd-resolved): its own upstreams, as k3s does.
-        upstreams = kite_dns::forward::upstreams_from_resolv_conf(
-            &std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default(),
-            &exclude,
-        );
-    }
-    if upstreams.is_empty() {
         tracing::warn!(
-            "no usable nameserver in /etc/resolv.conf: names outside the cluster will fail"
+            resolv_conf = %settings.resolv_conf.display(),
+            "no usable nameserver: names outside the cluster will fail (--resolv-conf names another file)"
         );
     }
     let client = kube::Client::new(
@@ -567,6 +572,24 @@ fn hostname() -> Result<String> {
         bail!("the hostname is empty; set --node-name");
     }
     Ok(name)
+}
+
+/// The resolv.conf the node's resolvers are read from: /etc/resolv.conf,
+/// unless it names only loopback stubs (systemd-resolved's 127.0.0.53, which
+/// pods cannot reach) and systemd-resolved's own list names real ones, as
+/// k3s chooses.
+fn host_resolv_conf() -> PathBuf {
+    const HOST: &str = "/etc/resolv.conf";
+    const RESOLVED: &str = "/run/systemd/resolve/resolv.conf";
+    let usable = |path: &str| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        !kite_dns::forward::upstreams_from_resolv_conf(&text, &[]).is_empty()
+    };
+    if !usable(HOST) && usable(RESOLVED) {
+        PathBuf::from(RESOLVED)
+    } else {
+        PathBuf::from(HOST)
+    }
 }
 
 /// The source address of the default route, found without sending a packet
