@@ -1,16 +1,18 @@
 """Cluster DNS: the `kube-system/kube-dns` Service at 10.43.0.10, answers
 from pods (nslookup, and wget through the search path to a Service), and
-direct queries for NXDOMAIN vs NODATA, SRV, TCP, SERVFAIL upstream, headless
-Services, PTR, ExternalName and pod names.
+direct queries for NXDOMAIN vs NODATA, SRV, TCP, forwarding and SERVFAIL
+upstream, headless Services, PTR, ExternalName and pod names.
 
 Same network setup as test_services.py: the node address 192.0.2.10 is on a
-veth of the test's own namespace, so nothing leaves it (and no upstream
-resolver answers)."""
+veth of the test's own namespace, so nothing leaves it. The node's resolver
+(`--resolv-conf`) is a stub the test runs on 192.0.2.53 in that namespace."""
 
+import collections
 import os
 import socket
 import struct
 import subprocess
+import threading
 
 import pytest
 from kubernetes import client
@@ -21,6 +23,8 @@ from test_kubelet import pod_spec, status_of, wait_for
 NODE_IP = "192.0.2.10"
 DNS_PORT = 10053
 DUMMY = "kite-e2e1"
+UPSTREAM = "192.0.2.53"
+EXTERNAL_IP = "198.51.100.7"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -32,10 +36,65 @@ def ip(*args):
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+class StubUpstream:
+    """The node's resolver: answers `db.example.test` with EXTERNAL_IP, never
+    answers `silent.example.test`, and says NXDOMAIN to every other name;
+    counts the questions it gets."""
+
+    def __init__(self, address):
+        self.asked = collections.Counter()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind((address, 53))
+        self._sock.settimeout(0.2)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stopped.is_set():
+            try:
+                msg, peer = self._sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            pos, labels = 12, []
+            while msg[pos]:
+                labels.append(msg[pos + 1:pos + 1 + msg[pos]].decode().lower())
+                pos += msg[pos] + 1
+            qtype = struct.unpack(">H", msg[pos + 1:pos + 3])[0]
+            question, name = msg[12:pos + 5], ".".join(labels)
+            self.asked[name] += 1
+            if name == "silent.example.test":
+                continue
+            answer, rcode, count = b"", NXDOMAIN, 0
+            if name == "db.example.test":
+                rcode = NOERROR
+                if qtype == A:
+                    answer = b"\xc0\x0c" + struct.pack(">HHIH", A, 1, 30, 4) + socket.inet_aton(EXTERNAL_IP)
+                    count = 1
+            head = struct.pack(">HHHHHH", struct.unpack(">H", msg[:2])[0], 0x8180 | rcode, 1, count, 0, 0)
+            self._sock.sendto(head + question + answer, peer)
+
+    def close(self):
+        self._stopped.set()
+        self._thread.join()
+        self._sock.close()
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with node_with_uplink(tmp_path_factory, NODE_IP, DUMMY) as (server, core):
+    resolv = tmp_path_factory.mktemp("node-resolv") / "resolv.conf"
+    resolv.write_text(f"search corp.example.test\nnameserver {UPSTREAM}\n")
+    with node_with_uplink(tmp_path_factory, NODE_IP, DUMMY,
+                          extra=["--resolv-conf", str(resolv)]) as (server, core):
         yield server, core.api_client, core
+
+
+@pytest.fixture(scope="module", autouse=True)
+def upstream(cluster):
+    ip("addr", "add", f"{UPSTREAM}/32", "dev", DUMMY)
+    stub = StubUpstream(UPSTREAM)
+    yield stub
+    stub.close()
 
 
 def _query(name, qtype, server=(NODE_IP, DNS_PORT), tcp=False, source=None, timeout=8):
@@ -184,9 +243,19 @@ def test_only_pods_and_the_node_may_query(cluster):
         ip("addr", "del", f"{stranger}/24", "dev", DUMMY)
 
 
-def test_names_outside_the_cluster_fail_without_upstreams(cluster):
-    rc, _, answers = _query("example.com", A)
+def test_names_outside_the_cluster_are_forwarded_and_cached(cluster, upstream):
+    rc, _, answers = _query("db.example.test", A)
+    assert (rc, answers) == (NOERROR, [(A, socket.inet_aton(EXTERNAL_IP))])
+    asked = upstream.asked["db.example.test"]
+    assert _query("DB.example.test", A)[2] == answers
+    assert upstream.asked["db.example.test"] == asked, "answered from the cache"
+    assert _query("nothing.example.test", A)[:1] == (NXDOMAIN,)
+
+
+def test_an_upstream_that_does_not_answer_gives_servfail(cluster, upstream):
+    rc, _, answers = _query("silent.example.test", A)
     assert (rc, answers) == (SERVFAIL, [])
+    assert upstream.asked["silent.example.test"] >= 1
 
 
 def test_pods_resolve_services_by_full_and_short_name(cluster, web):
@@ -261,3 +330,63 @@ def test_large_udp_answers_are_truncated_and_complete_over_tcp(cluster):
     _, flags, answers = _query("many.default.svc.cluster.local", A)
     assert flags & 0x0200, "TC bit"
     assert len(answers) < 60
+
+
+def _sections(output):
+    """Splits the output of `echo '=== NAME'; command` runs by NAME."""
+    sections = {}
+    for part in output.split("=== ")[1:]:
+        name, _, text = part.partition("\n")
+        sections[name.strip()] = text
+    return sections
+
+
+def test_nslookup_from_a_pod_finds_every_kind_of_name(cluster, web, upstream):
+    _, api, core = cluster
+    core.create_namespaced_service("default", {"metadata": {"name": "trio"}, "spec": {
+        "clusterIP": "None", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})
+    trio = ["10.42.0.221", "10.42.0.222", "10.42.0.223"]
+    client.DiscoveryV1Api(api).create_namespaced_endpoint_slice("default", {
+        "metadata": {"name": "trio-manual", "labels": {"kubernetes.io/service-name": "trio"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in trio],
+    })
+    core.create_namespaced_service("default", {"metadata": {"name": "out"}, "spec": {
+        "type": "ExternalName", "externalName": "db.example.test"}})
+    wait_for(lambda: len(_query("trio.default.svc.cluster.local", A)[2]) == 3, timeout=10,
+             what="trio in DNS")
+    wait_for(lambda: _query("out.default.svc.cluster.local", A)[2], timeout=10, what="out in DNS")
+    lookups = {
+        "a": "web.default.svc.cluster.local",
+        "headless": "trio.default.svc.cluster.local",
+        "srv": "-type=srv _http._tcp.web.default.svc.cluster.local",
+        "ptr": web,
+        "cname": "out.default.svc.cluster.local",
+        "kubernetes": "kubernetes.default.svc.cluster.local",
+        "external": "db.example.test",
+    }
+    script = "".join(f"echo '=== {k}'; nslookup {arg}; " for k, arg in lookups.items())
+    # busybox's nslookup takes a dotted name as it is; its ping resolves the
+    # way applications do, through the search path.
+    script += "echo '=== search'; ping -c 1 -W 1 kubernetes.default; "
+    core.create_namespaced_pod("default", pod_spec(
+        "dns-kinds", script + "echo '=== resolv'; cat /etc/resolv.conf", restart="Never"))
+    wait_for(lambda: status_of(core, "dns-kinds")[0].status.phase in ("Succeeded", "Failed"),
+             timeout=60, what="dns-kinds finished")
+    out = core.read_namespaced_pod_log("dns-kinds", "default")
+    core.delete_namespaced_pod("dns-kinds", "default", grace_period_seconds=0)
+    found = _sections(out)
+    assert f"Name:\tweb.default.svc.cluster.local\nAddress: {web}" in found["a"], out
+    for address in trio:
+        assert f"Address: {address}\n" in found["headless"], out
+    assert "service = 0 100 80 web.default.svc.cluster.local" in found["srv"], out
+    assert "name = web.default.svc.cluster.local" in found["ptr"], out
+    assert "canonical name = db.example.test" in found["cname"], out
+    assert f"Address: {EXTERNAL_IP}" in found["cname"], out
+    assert "Name:\tkubernetes.default.svc.cluster.local\nAddress: 10.43.0.1\n" in found["kubernetes"], out
+    assert "PING kubernetes.default (10.43.0.1)" in found["search"], out
+    assert f"Name:\tdb.example.test\nAddress: {EXTERNAL_IP}" in found["external"], out
+    resolv = found["resolv"]
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local corp.example.test" in resolv, out
+    assert "nameserver 10.43.0.10" in resolv and "options ndots:5" in resolv, out
