@@ -101,12 +101,6 @@ def test_a_cluster_ip_reaches_its_endpoints_from_a_pod(cluster):
     seen = set()
     for i in range(8):
         phase, message, _ = _fetch_from_pod(core, f"client{i}", f"http://{cluster_ip}/")
-        if phase != "Succeeded":
-            out = ""
-            for cmd in (["ip", "neigh"], ["ip", "-d", "link"], ["ip", "addr"], ["ip", "route"]):
-                out += subprocess.run(cmd, capture_output=True, text=True).stdout
-            out += str([(p.metadata.name, p.status.pod_ip) for p in core.list_namespaced_pod("default").items])
-            open("/tmp/netdump", "w").write(out)
         assert phase == "Succeeded", message
         seen.add(message.split()[0])
         if seen == {"hello-from-web1", "hello-from-web2"}:
@@ -178,8 +172,9 @@ def test_pods_reach_the_apiserver_as_kubernetes_default(cluster):
 
 
 def test_a_deployment_behind_a_selector_service_is_balanced_and_scaling_to_zero_refuses(cluster):
-    """The EndpointSlice controller, the proxy and the kubelet together: 30
-    requests reach all 3 replicas; with 0 replicas a request fails at once."""
+    """The EndpointSlice controller, the proxy, cluster DNS and the kubelet
+    together: 30 requests from a client pod, by the Service's short and full
+    names, reach all 3 replicas; with 0 replicas a request fails at once."""
     _, api, core = cluster
     apps = client.AppsV1Api(api)
     template = pod_spec("unused", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www")
@@ -201,21 +196,23 @@ def test_a_deployment_behind_a_selector_service_is_balanced_and_scaling_to_zero_
 
     wait_for(lambda: ready_endpoints() == 3, timeout=60, what="3 ready endpoints")
     wait_for(lambda: _rules().count("dnat to 10.42.") >= 3 + 2, timeout=10, what="endpoints programmed")
-    seen = set()
-    for _ in range(30):
-        with urllib.request.urlopen(f"http://{ip_}/", timeout=5) as r:
-            seen.add(r.read().decode().strip())
+    core.create_namespaced_pod("default", pod_spec(
+        "client-web3", "for i in $(seq 15); do wget -q -O - http://web3/; "
+                       "wget -q -O - http://web3.default.svc.cluster.local/; done", restart="Never"))
+    done = wait_for(lambda: (p := status_of(core, "client-web3")[0]).status.phase in ("Succeeded", "Failed")
+                    and p, timeout=60, what="client-web3 finished")
+    answers = core.read_namespaced_pod_log("client-web3", "default").split()
+    core.delete_namespaced_pod("client-web3", "default", grace_period_seconds=0)
+    assert done.status.phase == "Succeeded", answers
     pods = {p.metadata.name for p in core.list_namespaced_pod("default", label_selector="app=web3").items}
-    assert seen == pods, (seen, pods)
+    assert len(answers) == 30 and set(answers) == pods, (answers, pods)
 
     apps.patch_namespaced_deployment_scale("web3", "default", {"spec": {"replicas": 0}})
     wait_for(lambda: f"{ip_} . tcp . 80 : goto reject-chain" in _rules(), timeout=30,
              what="service without endpoints")
-    with socket.socket() as s:
-        s.settimeout(5)
-        started = time.monotonic()
-        assert s.connect_ex((ip_, 80)) != 0
-        assert time.monotonic() - started < 1.0
+    phase, message, took = _fetch_from_pod(core, "client-web3-none", "http://web3/")
+    assert phase == "Failed" and "refused" in message.lower(), message
+    assert took is not None and took < 1.0, message
     apps.delete_namespaced_deployment("web3", "default")
 
 
