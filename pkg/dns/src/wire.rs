@@ -132,19 +132,7 @@ pub fn parse_query(message: &[u8]) -> Option<Query> {
 /// The smallest TTL of a response's answer records (`None` if it does not parse
 /// or has none), and its rcode.
 pub fn response_ttl(message: &[u8]) -> Option<(u8, Option<u32>)> {
-    let mut r = Reader {
-        buf: message,
-        pos: 0,
-    };
-    r.u16()?;
-    let flags = r.u16()?;
-    let (qd, an) = (r.u16()?, r.u16()?);
-    r.u16()?;
-    r.u16()?;
-    for _ in 0..qd {
-        r.name()?;
-        r.take(4)?;
-    }
+    let (mut r, flags, an) = Reader::at_answers(message)?;
     let mut ttl: Option<u32> = None;
     for _ in 0..an {
         r.name()?;
@@ -173,18 +161,7 @@ pub fn query_message(id: u16, name: &str, qtype: u16) -> Vec<u8> {
 /// its owner name, and its rcode; other record types are left out. `None`
 /// when the message does not parse.
 pub fn parse_answers(message: &[u8]) -> Option<(u8, Vec<Record>)> {
-    let mut r = Reader {
-        buf: message,
-        pos: 0,
-    };
-    r.u16()?;
-    let flags = r.u16()?;
-    let (qd, an) = (r.u16()?, r.u16()?);
-    r.take(4)?;
-    for _ in 0..qd {
-        r.name()?;
-        r.take(4)?;
-    }
+    let (mut r, flags, an) = Reader::at_answers(message)?;
     let mut records = Vec::new();
     for _ in 0..an {
         let owner = r.name()?;
@@ -229,7 +206,24 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// A reader of a response past its header and questions, with the
+    /// header's flags and answer count.
+    fn at_answers(message: &'a [u8]) -> Option<(Self, u16, u16)> {
+        let mut r = Reader {
+            buf: message,
+            pos: 0,
+        };
+        r.u16()?;
+        let flags = r.u16()?;
+        let (qd, an) = (r.u16()?, r.u16()?);
+        r.take(4)?;
+        for _ in 0..qd {
+            r.name()?;
+            r.take(4)?;
+        }
+        Some((r, flags, an))
+    }
     fn take(&mut self, n: usize) -> Option<&[u8]> {
         let end = self.pos.checked_add(n)?;
         let out = self.buf.get(self.pos..end)?;
